@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Position lists and packed-bit selections (see qkd/poslist.h).
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "qkd/frame.h"
+#include "qkd/poslist.h"
+
+size_t qkd_poslist_encode(const uint64_t *pos, uint64_t n, uint8_t *out)
+{
+	uint8_t *p = out;
+	uint64_t prev = 0;
+
+	for (uint64_t i = 0; i < n; i++) {
+		/* First entry is the position, later ones the gap minus one. */
+		uint64_t v = i ? pos[i] - prev - 1 : pos[i];
+
+		prev = pos[i];
+		while (v >= 0x80) {
+			*p++ = (uint8_t)(v | 0x80);
+			v >>= 7;
+		}
+		*p++ = (uint8_t)v;
+	}
+	return (size_t)(p - out);
+}
+
+ssize_t qkd_poslist_decode(const uint8_t *buf, size_t len, uint64_t n, uint64_t limit,
+			   uint64_t *pos)
+{
+	size_t off = 0;
+	uint64_t next = 0; /* smallest position the next entry may take */
+
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t v = 0;
+		unsigned shift = 0;
+
+		for (;;) {
+			uint8_t b;
+
+			if (off >= len || shift > 63)
+				return -EBADMSG;
+			b = buf[off++];
+			if (shift == 63 && (b & 0x7e))
+				return -EBADMSG; /* would overflow 64 bits */
+			v |= (uint64_t)(b & 0x7f) << shift;
+			if (!(b & 0x80))
+				break;
+			shift += 7;
+		}
+		if (v >= limit || next > limit - 1 - v)
+			return -EBADMSG;
+		pos[i] = next + v;
+		next = pos[i] + 1;
+	}
+	return (ssize_t)off;
+}
+
+void qkd_pos_gather(const uint8_t *src, const uint64_t *pos, uint64_t m, uint8_t *dst)
+{
+	memset(dst, 0, (size_t)((m + 7) / 8));
+	for (uint64_t j = 0; j < m; j++)
+		dst[j >> 3] |= (uint8_t)(qkd_bit_get(src, pos[j]) << (j & 7));
+}
+
+uint64_t qkd_pos_remove(const uint8_t *src, uint64_t n, const uint64_t *pos, uint64_t m,
+			uint8_t *dst)
+{
+	uint64_t out = 0, j = 0;
+
+	memset(dst, 0, qkd_bits_to_bytes(n - m));
+	for (uint64_t i = 0; i < n; i++) {
+		if (j < m && pos[j] == i) {
+			j++;
+			continue;
+		}
+		dst[out >> 3] |= (uint8_t)(qkd_bit_get(src, i) << (out & 7));
+		out++;
+	}
+	return out;
+}
+
+uint64_t qkd_bits_hamming(const uint8_t *a, const uint8_t *b, uint64_t nbits)
+{
+	uint64_t d = 0, full = nbits / 8;
+
+	for (uint64_t i = 0; i < full; i++)
+		d += (uint64_t)__builtin_popcount((unsigned)(a[i] ^ b[i]));
+	if (nbits & 7) {
+		unsigned mask = (1u << (nbits & 7)) - 1;
+
+		d += (uint64_t)__builtin_popcount((unsigned)(a[full] ^ b[full]) & mask);
+	}
+	return d;
+}
