@@ -34,6 +34,12 @@ void qkd_mac_tag(const uint8_t digest[16], const uint8_t pad[16], uint8_t tag[16
 /* Constant-time comparison; 0 when equal. */
 int qkd_mac_verify(const uint8_t a[16], const uint8_t b[16]);
 
+/*
+ * out = a * b in GF(2^128), same field and bit order as the hash (see
+ * Documentation/authentication.md). Used for the deferred Horner chain.
+ */
+void qkd_gf128_mul(uint8_t out[16], const uint8_t a[16], const uint8_t b[16]);
+
 bool qkd_mac_has_fast_path(void);
 void qkd_mac_force_portable(bool portable);
 
