@@ -22,6 +22,10 @@ struct qkd_module;
 int qkd_service_start(struct qkd_module *m, const char *qpm);
 /* Tell observers the statistics changed (rate-limited inside). */
 void qkd_service_stats_changed(struct qkd_module *m);
+/* The service's UDP port on 127.0.0.1, or -ENOENT when not started. */
+int qkd_service_port(struct qkd_module *m);
+/* true once the QPM acknowledged the registration. */
+_Bool qkd_service_registered(struct qkd_module *m);
 /* Deregister and stop the thread. */
 void qkd_service_stop(struct qkd_module *m);
 
