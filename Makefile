@@ -60,6 +60,7 @@ $(HARNESS):
 include userspace/lib/part.mk
 -include userspace/modules/part.mk
 -include keystore/part.mk
+-include keystore/ppk.mk
 -include qpm/part.mk
 -include tests/part.mk
 -include bench/part.mk

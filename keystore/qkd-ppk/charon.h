@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * qkd-ppk: the VICI commands it sends to charon.
+ */
+#ifndef QKD_PPK_CHARON_H
+#define QKD_PPK_CHARON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qkd/vici.h"
+
+/*
+ * load-shared { type = ppk, data = key, owners = [ppk_id], id = ppk_id }.
+ * With tag false the unique id is left out: the secret then survives
+ * `swanctl --load-creds` but cannot be listed or unloaded over VICI.
+ * 0, -EREMOTEIO with charon's message in err, or -errno.
+ */
+int charon_load_ppk(struct vici_conn *c, const char *ppk_id, const uint8_t *key, size_t len,
+		    bool tag, char *err, size_t errlen);
+
+/* unload-shared { id = ppk_id }. */
+int charon_unload_shared(struct vici_conn *c, const char *id, char *err, size_t errlen);
+
+/*
+ * get-shared: call fn for each unique id of a shared secret loaded over VICI.
+ * Returns the number of ids or -errno.
+ */
+int charon_list_shared(struct vici_conn *c, int (*fn)(const char *id, void *arg), void *arg);
+
+/* version: daemon name and version into buf ("charon 5.9.8"). */
+int charon_version(struct vici_conn *c, char *buf, size_t len);
+
+#endif
