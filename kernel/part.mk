@@ -1,0 +1,20 @@
+# The kernel module qkd_keystore.ko, built against $(KDIR) (Debian's 6.1 headers by
+# default) into build/kmod/. Kbuild writes its objects beside the sources, so the
+# sources are mirrored into build/kmod/ as symlinks and the tree stays clean.
+KMOD_DIR  := build/kmod
+KMOD      := $(KMOD_DIR)/qkd_keystore.ko
+KMOD_SRCS := Kbuild $(wildcard kernel/*.c kernel/*.h kernel/uapi/*.h)
+
+.PHONY: module FORCE
+module: $(KMOD)
+
+$(KMOD): $(KMOD_SRCS) FORCE
+	@mkdir -p $(KMOD_DIR)/kernel/uapi
+	@for f in $(KMOD_SRCS); do \
+		ln -sfn $(CURDIR)/$$f $(KMOD_DIR)/$$f; \
+	done
+	$(MAKE) -C $(KDIR) M=$(CURDIR)/$(KMOD_DIR) modules
+
+ifneq ($(SAN),1)
+all: $(KMOD)
+endif
