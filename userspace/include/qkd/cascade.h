@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Cascade error correction, transport-independent core.
+ *
+ * Bob drives the protocol, Alice is a parity oracle. Each round Bob produces
+ * one request segment per frame (cascade_bob_request) and Alice answers it
+ * with packed parities (cascade_alice_handle); Bob consumes the answer
+ * (cascade_bob_reply). The caller moves the segments: directly in one process
+ * (tests, benches) or over the authenticated peer channel (qkd-cascade), with
+ * as many frames in flight as it likes, since every frame has its own state.
+ *
+ * Every round, all blocks of all frames that need a parity ask at once, so the
+ * number of round trips per frame is about the depth of the binary searches
+ * times the number of passes that find errors, independent of the frame size.
+ * Every parity bit Alice sends is counted as disclosed.
+ *
+ * Wire format of the segments: Documentation/cascade.md.
+ */
+#ifndef QKD_CASCADE_H
+#define QKD_CASCADE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define CASCADE_SEED_LEN 32
+#define CASCADE_MAX_PASSES 32
+/* Largest frame in bits (block and node indices must fit the wire format). */
+#define CASCADE_MAX_BITS (1ull << 28)
+/* Below this QBER the block-size formulas use this value (avoids huge blocks). */
+#define CASCADE_MIN_QBER 0.001
+
+enum cascade_schedule {
+	CASCADE_ORIGINAL = 0,	/* Brassard-Salvail: 4 passes, k1 = 0.73/Q, doubling */
+	CASCADE_YAN,		/* Yan et al.: 10 passes, k1 = 0.8/Q, k2 = 5 k1, then n/2 */
+	CASCADE_OPTION7,	/* Martinez-Mateo et al. option 7: 14 passes, 2^ceil(log2 1/Q), x4, n/2 */
+	CASCADE_OPTION8,	/* Martinez-Mateo et al. option 8: 14 passes, alpha-dependent, 4096 */
+	CASCADE_TUNED,		/* qkdpipe: option-7 shape, k1 and k2 tuned per QBER, 16 passes */
+	CASCADE_N_SCHEDULES,
+};
+
+/* "original", "yan", "option7", "option8", "tuned". */
+const char *cascade_schedule_name(enum cascade_schedule s);
+/* One-line description for --help. */
+const char *cascade_schedule_help(enum cascade_schedule s);
+/* Schedule by name, or -EINVAL. */
+int cascade_schedule_parse(const char *name);
+
+/*
+ * Block sizes of schedule s for an n-bit frame at QBER qber (fraction, from
+ * the estimation stage): k[0..passes-1], each in [1, n]. Returns the number of
+ * passes, or -EINVAL (n == 0, n > CASCADE_MAX_BITS, qber not in [0, 0.5)).
+ */
+int cascade_block_sizes(enum cascade_schedule s, uint64_t n, double qber,
+			uint32_t k[CASCADE_MAX_PASSES]);
+
+/* Binary entropy h(p) in bits; 0 at p = 0 and p = 1. */
+double cascade_binary_entropy(double p);
+/* f = disclosed / (n h(errors / n)); 0 when errors == 0 or n == 0. */
+double cascade_efficiency(uint64_t disclosed, uint64_t n, uint64_t errors);
+
+/*
+ * A session: the shuffle seed both sides agreed on (fresh per session; the
+ * caller obtains it through the authenticated channel) and the cache of the
+ * permutations derived from it. Not thread-safe: one session per thread.
+ */
+struct cascade_session;
+struct cascade_session *cascade_session_new(const uint8_t seed[CASCADE_SEED_LEN]);
+void cascade_session_free(struct cascade_session *s);
+
+struct cascade_config {
+	enum cascade_schedule schedule;
+	unsigned max_rounds;	/* give up after this many round trips; 0 = 1000 */
+};
+
+struct cascade_result {
+	bool done;		/* protocol finished (successfully or not) */
+	bool ok;		/* finished without hitting a limit */
+	uint64_t n;		/* frame bits */
+	uint64_t disclosed;	/* parity bits sent by Alice for this frame */
+	uint64_t corrected;	/* bits Bob flipped */
+	uint64_t rounds;	/* request/answer round trips */
+	unsigned passes;
+	double efficiency;	/* cascade_efficiency(disclosed, n, corrected) */
+};
+
+/*
+ * Bob. key holds n packed bits (bit i = (key[i/8] >> (i%8)) & 1) in a buffer of
+ * at least qkd_bits_to_bytes(n) bytes, 8-byte aligned, padding bits zero; it is
+ * corrected in place and must stay valid until cascade_bob_free. NULL with
+ * errno set (EINVAL, ENOMEM).
+ */
+struct cascade_bob;
+struct cascade_bob *cascade_bob_new(struct cascade_session *s, const struct cascade_config *cfg,
+				    uint8_t *key, uint64_t n, double qber);
+/*
+ * Next request segment for Alice: *out points at Bob's buffer, valid until the
+ * next call. Returns 1 when a segment must be sent and answered, 2 when the
+ * segment is the last one (DONE or ABORT: send it, Alice does not answer), 0
+ * once finished, -EPROTO if called while an answer is outstanding.
+ */
+int cascade_bob_request(struct cascade_bob *b, const uint8_t **out, size_t *len);
+/* Alice's answer to the last request. 0, or -EBADMSG for a malformed one. */
+int cascade_bob_reply(struct cascade_bob *b, const uint8_t *buf, size_t len);
+void cascade_bob_result(const struct cascade_bob *b, struct cascade_result *r);
+/* Wipes everything derived from the key. NULL is fine. */
+void cascade_bob_free(struct cascade_bob *b);
+
+/* Alice. key as for Bob, read only. */
+struct cascade_alice;
+struct cascade_alice *cascade_alice_new(struct cascade_session *s, const uint8_t *key, uint64_t n);
+/*
+ * Handle one request segment. Returns 1 and sets *out and *len to the answer
+ * segment (Alice's buffer, valid until the next call) that must be sent back;
+ * 0 when the segment was DONE (frame finished, nothing to send); -ECANCELED
+ * when it was ABORT; -EBADMSG for a malformed or out-of-order segment (the
+ * frame must be aborted); -ENOMEM.
+ */
+int cascade_alice_handle(struct cascade_alice *a, const uint8_t *req, size_t req_len,
+			 const uint8_t **out, size_t *len);
+/* Alice's view once DONE arrived: disclosed, corrected (as Bob reported), ... */
+void cascade_alice_result(const struct cascade_alice *a, struct cascade_result *r);
+void cascade_alice_free(struct cascade_alice *a);
+
+#endif

@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Cascade sessions and their shuffles. Each pass p >= 1 permutes the frame
+ * with a permutation drawn by Fisher-Yates from a generator keyed by the
+ * session seed (agreed by both sides through the authenticated channel), the
+ * frame length and p. Shuffles are public in Cascade, so the generator needs
+ * to be deterministic and well mixed, not secret: xoshiro256** seeded through
+ * splitmix64. Pass 0 is the identity: channel errors are independent of
+ * position, and keeping pass 0 unshuffled saves a gather on both sides.
+ *
+ * Permutations are cached per frame length within the session (frames of one
+ * pipeline usually share a length); sets not used by any frame are dropped
+ * when more than CACHE_SETS lengths are cached.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cascade-internal.h"
+
+#define CACHE_SETS 4
+
+struct rng {
+	uint64_t s[4];
+};
+
+static uint64_t splitmix64(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static inline uint64_t rotl(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+static inline uint64_t rng_next(struct rng *r)
+{
+	uint64_t *s = r->s;
+	uint64_t res = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+
+	s[2] ^= s[0];
+	s[3] ^= s[1];
+	s[1] ^= s[2];
+	s[0] ^= s[3];
+	s[2] ^= t;
+	s[3] = rotl(s[3], 45);
+	return res;
+}
+
+static void rng_init(struct rng *r, const uint8_t *seed, uint64_t n, unsigned pass)
+{
+	uint64_t x = n * 0xd1342543de82ef95ull + pass;
+
+	for (int i = 0; i < 4; i++) {
+		uint64_t w;
+
+		memcpy(&w, seed + 8 * i, 8);
+		x ^= w;
+		r->s[i] = splitmix64(&x);
+	}
+}
+
+/* Uniform in [0, range), Lemire's multiply-and-reject. */
+static inline uint64_t rng_below(struct rng *r, uint64_t range)
+{
+	__uint128_t m = (__uint128_t)rng_next(r) * range;
+	uint64_t lo = (uint64_t)m;
+
+	if (lo < range) {
+		uint64_t t = -range % range;
+
+		while (lo < t) {
+			m = (__uint128_t)rng_next(r) * range;
+			lo = (uint64_t)m;
+		}
+	}
+	return (uint64_t)(m >> 64);
+}
+
+struct cascade_session *cascade_session_new(const uint8_t seed[CASCADE_SEED_LEN])
+{
+	struct cascade_session *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	memcpy(s->seed, seed, CASCADE_SEED_LEN);
+	return s;
+}
+
+static void perm_set_free(struct cascade_perm_set *ps)
+{
+	for (unsigned p = 0; p < CASCADE_MAX_PASSES; p++) {
+		free(ps->perm[p].fwd);
+		free(ps->perm[p].inv);
+		free(ps->perm[p].half_mask);
+	}
+	free(ps);
+}
+
+void cascade_session_free(struct cascade_session *s)
+{
+	if (!s)
+		return;
+	while (s->sets) {
+		struct cascade_perm_set *ps = s->sets;
+
+		s->sets = ps->next;
+		perm_set_free(ps);
+	}
+	explicit_bzero(s->seed, sizeof(s->seed));
+	free(s);
+}
+
+struct cascade_perm_set *cascade_perm_get(struct cascade_session *s, uint64_t n)
+{
+	struct cascade_perm_set *ps, **pp;
+	unsigned count = 0;
+
+	for (pp = &s->sets; (ps = *pp); pp = &ps->next) {
+		if (ps->n == n) {
+			/* Move to the front: most recently used. */
+			*pp = ps->next;
+			ps->next = s->sets;
+			s->sets = ps;
+			ps->refs++;
+			return ps;
+		}
+	}
+	ps = calloc(1, sizeof(*ps));
+	if (!ps)
+		return NULL;
+	ps->n = n;
+	ps->refs = 1;
+	ps->next = s->sets;
+	s->sets = ps;
+	/* Drop unused sets beyond the cache size, least recently used last. */
+	for (pp = &s->sets; (ps = *pp);) {
+		if (++count > CACHE_SETS && !ps->refs) {
+			*pp = ps->next;
+			perm_set_free(ps);
+			continue;
+		}
+		pp = &ps->next;
+	}
+	return s->sets;
+}
+
+void cascade_perm_put(struct cascade_session *s, struct cascade_perm_set *ps)
+{
+	if (ps && ps->refs)
+		ps->refs--;
+}
+
+const struct cascade_perm *cascade_perm_pass(struct cascade_perm_set *ps, const uint8_t *seed,
+					     unsigned p)
+{
+	struct cascade_perm *pm;
+	struct rng r;
+	uint64_t n = ps->n;
+
+	if (p == 0 || p >= CASCADE_MAX_PASSES)
+		return NULL;
+	pm = &ps->perm[p];
+	if (pm->fwd)
+		return pm;
+	pm->fwd = malloc(n * sizeof(uint32_t));
+	pm->inv = malloc(n * sizeof(uint32_t));
+	if (!pm->fwd || !pm->inv) {
+		free(pm->fwd);
+		free(pm->inv);
+		pm->fwd = pm->inv = NULL;
+		return NULL;
+	}
+	for (uint64_t i = 0; i < n; i++)
+		pm->fwd[i] = (uint32_t)i;
+	rng_init(&r, seed, n, p);
+	for (uint64_t i = n - 1; i > 0; i--) {
+		uint64_t j = rng_below(&r, i + 1);
+		uint32_t t = pm->fwd[i];
+
+		pm->fwd[i] = pm->fwd[j];
+		pm->fwd[j] = t;
+	}
+	for (uint64_t i = 0; i < n; i++)
+		pm->inv[pm->fwd[i]] = (uint32_t)i;
+	return pm;
+}
+
+const uint64_t *cascade_perm_half_mask(struct cascade_perm_set *ps, const uint8_t *seed,
+				       unsigned p, uint64_t half)
+{
+	const struct cascade_perm *c = cascade_perm_pass(ps, seed, p);
+	struct cascade_perm *pm = &ps->perm[p];
+	uint64_t nw = cascade_words(ps->n);
+
+	if (!c)
+		return NULL;
+	if (pm->half_mask && pm->half == half)
+		return pm->half_mask;
+	if (!pm->half_mask) {
+		pm->half_mask = malloc(nw * 8);
+		if (!pm->half_mask)
+			return NULL;
+	}
+	memset(pm->half_mask, 0, nw * 8);
+	for (uint64_t j = 0; j < half && j < ps->n; j++)
+		cascade_flip(pm->half_mask, pm->fwd[j]);
+	pm->half = half;
+	return pm->half_mask;
+}
+
+void cascade_gather(uint64_t *out, const uint64_t *in, const uint32_t *fwd, uint64_t n)
+{
+	uint64_t full = n / 64, j = 0;
+
+	for (uint64_t w = 0; w < full; w++) {
+		uint64_t v = 0;
+
+		for (unsigned b = 0; b < 64; b++, j++) {
+			uint32_t s = fwd[j];
+
+			v |= ((in[s >> 6] >> (s & 63)) & 1) << b;
+		}
+		out[w] = v;
+	}
+	if (j < n) {
+		uint64_t v = 0;
+
+		for (unsigned b = 0; j < n; b++, j++) {
+			uint32_t s = fwd[j];
+
+			v |= ((in[s >> 6] >> (s & 63)) & 1) << b;
+		}
+		out[full] = v;
+	}
+}
