@@ -53,6 +53,12 @@ struct qkd_param {
 #define QKD_NEEDS_INPUT 0x1
 #define QKD_NEEDS_OUTPUT 0x2
 #define QKD_NEEDS_PEER 0x4
+/*
+ * The module wants to see ABORTED frames. Without it, qkd_module_read()
+ * forwards them to the output itself (counted in frames_in/frames_out) and
+ * hands the module only live frames.
+ */
+#define QKD_SEES_ABORTED 0x8
 
 struct qkd_module_desc {
 	const char *name;	 /* executable name, e.g. "qkd-sift" */
@@ -61,6 +67,7 @@ struct qkd_module_desc {
 	const char *description; /* paragraphs for DESCRIPTION in --help */
 	unsigned needs;		 /* QKD_NEEDS_* */
 	struct qkd_param *params; /* terminated by an entry with name == NULL */
+	const char *examples;	 /* preformatted lines for EXAMPLES in --help, or NULL */
 };
 
 enum qkd_module_state {
@@ -96,6 +103,7 @@ struct qkd_module {
 	struct qkd_peer *peer;		/* when desc->needs & QKD_NEEDS_PEER */
 	struct qkd_keypool *pool;
 	char *state_file;		/* --state-file: hibernation state */
+	char *qpm;			/* --qpm HOST:PORT, or NULL */
 	int log_level;
 	struct qkd_stats stats;
 	pthread_mutex_t lock;		/* stats, state and live parameters */
@@ -118,7 +126,11 @@ int qkd_module_init(struct qkd_module *m, const struct qkd_module_desc *d, int a
 int qkd_module_read(struct qkd_module *m, struct qkd_frame **f);
 /* Write a frame to the output chosen by its key id; accounts it in stats. */
 int qkd_module_write(struct qkd_module *m, const struct qkd_frame *f);
-/* Account a frame that this stage aborts (it is still written, as ABORTED). */
+/*
+ * Abort a frame in this stage: wipe its payload, mark it ABORTED with the
+ * reason, count it (frames_aborted; auth_failures for QKD_ABORT_AUTH) and
+ * write it to the output. Do not write it again. Returns as qkd_module_write.
+ */
 int qkd_module_abort_frame(struct qkd_module *m, struct qkd_frame *f, enum qkd_abort_reason why);
 /* Add bits this stage disclosed on the peer channel for statistics. */
 void qkd_module_count_disclosed(struct qkd_module *m, uint64_t bits);
@@ -126,6 +138,22 @@ void qkd_module_count_disclosed(struct qkd_module *m, uint64_t bits);
 bool qkd_module_stopping(const struct qkd_module *m);
 /* Flush and close everything, wipe secrets. Returns the exit status for main. */
 int qkd_module_finish(struct qkd_module *m);
+
+/*
+ * Hibernation (--state-file). The state loaded at start, or NULL when the
+ * file did not exist; and a hook called by qkd_module_finish() on a clean exit
+ * to add the module's own records before the file is written (the runtime
+ * itself records its statistics counters and restores them at start).
+ */
+struct qkd_state;
+const struct qkd_state *qkd_module_saved_state(const struct qkd_module *m);
+void qkd_module_set_save_hook(struct qkd_module *m,
+			      int (*hook)(struct qkd_module *m, struct qkd_state *s));
+/* Mark the module failed: qkd_module_finish() then returns 1 and saves no state. */
+void qkd_module_fail(struct qkd_module *m);
+const char *qkd_module_state_name(enum qkd_module_state s);
+/* Open a stream from a spec: PATH, fd:N or - (stdin/stdout); flags as qkd_stream_open. */
+struct qkd_stream *qkd_module_open_stream(const char *spec, unsigned flags, const char **err);
 
 /* Logging to stderr with module name, role and instance. Never log key material. */
 enum { QKD_LOG_ERR, QKD_LOG_WARN, QKD_LOG_INFO, QKD_LOG_DEBUG };
