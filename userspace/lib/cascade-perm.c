@@ -82,6 +82,13 @@ static inline uint64_t rng_below(struct rng *r, uint64_t range)
 	return (uint64_t)(m >> 64);
 }
 
+void cascade_seed_combine(const uint8_t alice[CASCADE_SEED_LEN], const uint8_t bob[CASCADE_SEED_LEN],
+			  uint8_t seed[CASCADE_SEED_LEN])
+{
+	for (unsigned i = 0; i < CASCADE_SEED_LEN; i++)
+		seed[i] = alice[i] ^ bob[i];
+}
+
 struct cascade_session *cascade_session_new(const uint8_t seed[CASCADE_SEED_LEN])
 {
 	struct cascade_session *s = calloc(1, sizeof(*s));

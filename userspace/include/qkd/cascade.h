@@ -66,6 +66,13 @@ double cascade_efficiency(uint64_t disclosed, uint64_t n, uint64_t errors);
  * permutations derived from it. Not thread-safe: one session per thread.
  */
 struct cascade_session;
+/*
+ * Session seed from both sides' fresh nonces (each from getrandom, exchanged
+ * over the authenticated channel): seed = alice XOR bob, so it is fresh as
+ * long as either side is honest about its randomness.
+ */
+void cascade_seed_combine(const uint8_t alice[CASCADE_SEED_LEN], const uint8_t bob[CASCADE_SEED_LEN],
+			  uint8_t seed[CASCADE_SEED_LEN]);
 struct cascade_session *cascade_session_new(const uint8_t seed[CASCADE_SEED_LEN]);
 void cascade_session_free(struct cascade_session *s);
 
