@@ -96,6 +96,15 @@ static const char *type_word(enum qkd_param_type t)
 	}
 }
 
+/* Integers print as integers, other numbers in their shortest form. */
+static void fmt_bound(const struct qkd_param *p, double v, char *buf, size_t len)
+{
+	if (p->type == QKD_PARAM_INT)
+		snprintf(buf, len, "%.0f", v);
+	else
+		snprintf(buf, len, "%g", v);
+}
+
 void qkd_module_print_help(const struct qkd_module_desc *d, FILE *f)
 {
 	unsigned needs = d->needs;
@@ -141,9 +150,17 @@ void qkd_module_print_help(const struct qkd_module_desc *d, FILE *f)
 		int n = snprintf(buf, sizeof(buf), "%s. Default: %s", p->help ? p->help : "",
 				 p->def ? p->def : "(none)");
 
-		if ((p->min != 0 || p->max != 0) && n > 0 && (size_t)n < sizeof(buf))
-			n += snprintf(buf + n, sizeof(buf) - (size_t)n, "; range %g to %g", p->min,
-				      p->max);
+		if ((p->min != 0 || p->max != 0) && n > 0 && (size_t)n < sizeof(buf)) {
+			char lo[40], hi[40];
+
+			fmt_bound(p, p->min, lo, sizeof(lo));
+			fmt_bound(p, p->max, hi, sizeof(hi));
+			if (p->max >= 9e18)
+				n += snprintf(buf + n, sizeof(buf) - (size_t)n, "; at least %s", lo);
+			else
+				n += snprintf(buf + n, sizeof(buf) - (size_t)n, "; range %s to %s",
+					      lo, hi);
+		}
 		if (p->live && n > 0 && (size_t)n < sizeof(buf))
 			snprintf(buf + n, sizeof(buf) - (size_t)n, "; live");
 		fputc('\n', f);

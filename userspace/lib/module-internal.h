@@ -47,6 +47,12 @@ struct qkd_module_priv {
 	int (*save_hook)(struct qkd_module *m, struct qkd_state *s);
 	bool failed;
 	bool service;
+	/* peer exchanges: a received message not yet consumed (module-peer.c) */
+	bool pending;
+	uint64_t pending_key;
+	uint16_t pending_type;
+	uint8_t *pending_data;
+	size_t pending_len, pending_cap;
 };
 
 /* module-opts.c */
@@ -60,6 +66,9 @@ int qkd_split_addr(const char *spec, char **host, char **port);
 /* module-help.c */
 void qkd_module_print_help(const struct qkd_module_desc *d, FILE *f);
 void qkd_module_print_version(const struct qkd_module_desc *d, FILE *f);
+
+/* module-peer.c */
+void qkd_module_peer_finish(struct qkd_module *m);
 
 /* module-signal.c */
 int qkd_module_signals_start(struct qkd_module *m);

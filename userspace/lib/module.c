@@ -372,6 +372,7 @@ static int close_all(struct qkd_module *m)
 		m->in[i] = NULL;
 	}
 	m->n_in = 0;
+	qkd_module_peer_finish(m);
 	if (m->peer)
 		qkd_peer_close(m->peer);
 	m->peer = NULL;

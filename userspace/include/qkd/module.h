@@ -155,6 +155,29 @@ const char *qkd_module_state_name(enum qkd_module_state s);
 /* Open a stream from a spec: PATH, fd:N or - (stdin/stdout); flags as qkd_stream_open. */
 struct qkd_stream *qkd_module_open_stream(const char *spec, unsigned flags, const char **err);
 
+/*
+ * Per-frame request/reply exchanges on the peer channel that survive frames
+ * missing on one side (dropped or aborted upstream on one side only). Each
+ * exchange has an initiator, which sends its request for key id k with
+ * qkd_send() and waits with qkd_module_peer_reply(), and a responder, which
+ * gets the request for its frame k with qkd_module_peer_request(). Requests
+ * for key ids the responder does not have are answered with QKD_MSG_ABORT;
+ * a request for a later key id is kept and tells the responder its own frame
+ * has no counterpart. Transcripts of skipped key ids are forgotten.
+ *
+ * Both return 1 with *msg (valid until the next call on this module), 0 when
+ * the frame has no counterpart or the peer aborted it (abort the frame with
+ * QKD_ABORT_PEER; no more messages for k), or <0 on a channel failure or
+ * protocol violation (already logged).
+ */
+#define QKD_MSG_ABORT 0xffff
+int qkd_module_peer_request(struct qkd_module *m, uint64_t key_id, uint16_t type,
+			    struct qkd_msg *msg);
+int qkd_module_peer_reply(struct qkd_module *m, uint64_t key_id, uint16_t type,
+			  struct qkd_msg *msg);
+/* Tell the peer this side gives up on key_id (it must not wait for us). 0 or -errno. */
+int qkd_module_peer_abort(struct qkd_module *m, uint64_t key_id);
+
 /* Logging to stderr with module name, role and instance. Never log key material. */
 enum { QKD_LOG_ERR, QKD_LOG_WARN, QKD_LOG_INFO, QKD_LOG_DEBUG };
 void qkd_log(const struct qkd_module *m, int level, const char *fmt, ...)

@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Module runtime: key-id synchronisation of per-frame peer exchanges (API in
+ * qkd/module.h). Both sides see frames in increasing key-id order, but either
+ * side may lack some key ids (a frame dropped or aborted upstream on one side
+ * only). The responder compares the key id of the next request with its own
+ * frame's: an older request has no frame here and is refused with
+ * QKD_MSG_ABORT, a newer one is kept for later and means this frame has no
+ * counterpart. So both sides always agree which frames go on, without extra
+ * round trips in the common case.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "module-internal.h"
+
+static int stash(struct qkd_module_priv *pv, const struct qkd_msg *msg)
+{
+	if (msg->len > pv->pending_cap) {
+		uint8_t *n = malloc(msg->len);
+
+		if (!n)
+			return -ENOMEM;
+		if (pv->pending_data)
+			explicit_bzero(pv->pending_data, pv->pending_cap);
+		free(pv->pending_data);
+		pv->pending_data = n;
+		pv->pending_cap = msg->len;
+	}
+	if (msg->len)
+		memcpy(pv->pending_data, msg->data, msg->len);
+	pv->pending = true;
+	pv->pending_key = msg->key_id;
+	pv->pending_type = msg->type;
+	pv->pending_len = msg->len;
+	return 0;
+}
+
+static int recv_one(struct qkd_module *m, struct qkd_msg *msg)
+{
+	int r = qkd_recv(m->peer, msg);
+
+	if (r == 0) {
+		qkd_log(m, QKD_LOG_ERR, "peer closed the channel");
+		return -EPIPE;
+	}
+	if (r < 0)
+		qkd_log(m, QKD_LOG_ERR, "peer channel: %s", qkd_peer_error(m->peer));
+	return r;
+}
+
+int qkd_module_peer_abort(struct qkd_module *m, uint64_t key_id)
+{
+	int r = qkd_send(m->peer, key_id, QKD_MSG_ABORT, NULL, 0);
+
+	qkd_peer_auth_forget(m->peer, key_id);
+	if (r < 0)
+		qkd_log(m, QKD_LOG_ERR, "peer channel: %s", qkd_peer_error(m->peer));
+	return r;
+}
+
+int qkd_module_peer_request(struct qkd_module *m, uint64_t key_id, uint16_t type,
+			    struct qkd_msg *msg)
+{
+	struct qkd_module_priv *pv = m->priv;
+
+	for (;;) {
+		int r;
+
+		if (pv->pending) {
+			if (pv->pending_key == key_id) {
+				pv->pending = false;
+				if (pv->pending_type == QKD_MSG_ABORT) {
+					qkd_peer_auth_forget(m->peer, key_id);
+					return 0;
+				}
+				if (pv->pending_type != type) {
+					qkd_log(m, QKD_LOG_ERR, "key %" PRIu64 ": peer sent message "
+						"type %u, expected %u", key_id, pv->pending_type, type);
+					return -EPROTO;
+				}
+				msg->key_id = key_id;
+				msg->type = type;
+				msg->len = (uint32_t)pv->pending_len;
+				msg->data = pv->pending_data;
+				return 1;
+			}
+			if (pv->pending_key > key_id) {
+				/* The peer has no frame key_id; keep its request. */
+				qkd_log(m, QKD_LOG_WARN, "key %" PRIu64 ": the peer has no such frame",
+					key_id);
+				qkd_peer_auth_forget(m->peer, key_id);
+				return 0;
+			}
+			/* A request for a frame we do not have. */
+			pv->pending = false;
+			if (pv->pending_type == QKD_MSG_ABORT) {
+				qkd_peer_auth_forget(m->peer, pv->pending_key);
+			} else {
+				qkd_log(m, QKD_LOG_WARN, "key %" PRIu64 ": peer's frame has no "
+					"counterpart here; refused", pv->pending_key);
+				r = qkd_module_peer_abort(m, pv->pending_key);
+				if (r < 0)
+					return r;
+			}
+		}
+		r = recv_one(m, msg);
+		if (r < 0)
+			return r;
+		r = stash(pv, msg);
+		if (r < 0)
+			return r;
+	}
+}
+
+int qkd_module_peer_reply(struct qkd_module *m, uint64_t key_id, uint16_t type,
+			  struct qkd_msg *msg)
+{
+	int r = recv_one(m, msg);
+
+	if (r < 0)
+		return r;
+	if (msg->key_id != key_id) {
+		qkd_log(m, QKD_LOG_ERR, "key %" PRIu64 ": peer answered for key %" PRIu64, key_id,
+			msg->key_id);
+		return -EPROTO;
+	}
+	if (msg->type == QKD_MSG_ABORT) {
+		qkd_log(m, QKD_LOG_WARN, "key %" PRIu64 ": the peer gave up on this frame", key_id);
+		qkd_peer_auth_forget(m->peer, key_id);
+		return 0;
+	}
+	if (msg->type != type) {
+		qkd_log(m, QKD_LOG_ERR, "key %" PRIu64 ": peer sent message type %u, expected %u",
+			key_id, msg->type, type);
+		return -EPROTO;
+	}
+	return 1;
+}
+
+/* At the end: a request still waiting here will never be served; say so. */
+void qkd_module_peer_finish(struct qkd_module *m)
+{
+	struct qkd_module_priv *pv = m->priv;
+
+	if (m->peer && pv->pending && pv->pending_type != QKD_MSG_ABORT)
+		qkd_module_peer_abort(m, pv->pending_key);
+	pv->pending = false;
+	if (pv->pending_data)
+		explicit_bzero(pv->pending_data, pv->pending_cap);
+	free(pv->pending_data);
+	pv->pending_data = NULL;
+	pv->pending_cap = 0;
+}
