@@ -20,7 +20,7 @@
 /* Defaults of the QKD key store (Documentation/keystore.md). */
 #define PPK_DEFAULT_KEY_TYPE		"qkd"
 #define PPK_DEFAULT_KEYRING_DESC	"qkd:%l"
-#define PPK_DEFAULT_KEY_DESC		"qkd:%l:%k"
+#define PPK_DEFAULT_KEY_DESC		"%l:%k"
 /* Largest key we read: one VICI value holds at most 65535 bytes. */
 #define PPK_KEY_MAX			65535
 

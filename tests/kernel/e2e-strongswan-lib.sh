@@ -84,9 +84,10 @@ ss_swanctl_conf() {
 			version = 2
 			local_addrs = $myip
 			remote_addrs = $peerip
-			proposals = aes256-sha256-modp2048
+			proposals = aes256-sha256-x25519
 			ppk_id = "$ppk_id"
 			ppk_required = yes
+			$( [ "${SS_CHILDLESS:-0}" = 1 ] && echo "childless = force" )
 			local {
 				auth = psk
 				id = $me
@@ -150,13 +151,40 @@ ss_stop() {
 
 ss_restart() { ss_stop "$1"; ss_start "$1"; }
 
-ss_load_conf() { # ss_load_conf SIDE: connections and the IKE PSK
-	ss_swanctl "$1" --load-all --noprompt --file "$SS_DIR/$1/swanctl.conf" >"$SS_DIR/$1/load.out" 2>&1
+# ss_load_conf SIDE: connections and the IKE PSK. Run it before qkd-ppk:
+# --load-creds unloads every tagged secret missing from the file, PPKs too.
+ss_load_conf() {
+	ss_swanctl "$1" --load-all --noprompt --file "$SS_DIR/$1/swanctl.conf" \
+		>"$SS_DIR/$1/load.out" 2>&1
 }
 
-# Initiate from a; success when the CHILD_SA is up. Output in $SS_DIR/initiate.out.
+# Initiate from a; success when the CHILD_SA (with SS_CHILDLESS=1: the
+# IKE_SA alone, for kernels without XFRM) is up. Output in $SS_DIR/initiate.out.
 ss_initiate() {
-	ss_swanctl a --initiate --child qkd --timeout 20 >"$SS_DIR/initiate.out" 2>&1
+	if [ "${SS_CHILDLESS:-0}" = 1 ]; then
+		ss_swanctl a --initiate --ike qkd --timeout 20 >"$SS_DIR/initiate.out" 2>&1
+	else
+		ss_swanctl a --initiate --child qkd --timeout 20 >"$SS_DIR/initiate.out" 2>&1
+	fi
+}
+
+# Tear down every IKE_SA of the connection on both sides (also half-open ones).
+ss_terminate() {
+	local s
+	for s in a b; do
+		ss_swanctl "$s" --terminate --ike qkd --force --timeout 5 >/dev/null 2>&1
+	done
+	return 0
+}
+
+# ss_reload_conns PPK_ID: switch both sides' connection to another PPK id.
+ss_reload_conns() {
+	local s
+	for s in a b; do
+		ss_swanctl_conf "$s" "$1"
+		ss_swanctl "$s" --load-conns --file "$SS_DIR/$s/swanctl.conf" \
+			>"$SS_DIR/$s/load.out" 2>&1 || return 1
+	done
 }
 
 # Is there an ESTABLISHED IKE_SA on SIDE whose proposal includes the PPK?
