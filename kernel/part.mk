@@ -18,3 +18,16 @@ $(KMOD): $(KMOD_SRCS) FORCE
 ifneq ($(SAN),1)
 all: $(KMOD)
 endif
+
+# Kernel tests (run inside QEMU by tests/kernel/run-all): tests/kernel/test-*.c ->
+# $(B)/ktests/test-*, kselftest harness, linked with the key store client.
+KTEST_SRCS := $(wildcard tests/kernel/test-*.c)
+KTEST_BINS := $(patsubst tests/kernel/%.c,$(B)/ktests/%,$(KTEST_SRCS))
+
+$(B)/ktests/%: $(B)/tests/kernel/%.o $(B)/keystore/lib/qksc.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lkeyutils
+
+all: $(KTEST_BINS)
+# The harness's EXPECT_EQ(literal, unsigned) compares int with unsigned.
+$(B)/tests/kernel/%.o: CFLAGS += -Wno-sign-compare

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <linux/netlink.h>
 #include <netlink/genl/ctrl.h>
 #include <netlink/genl/genl.h>
@@ -28,6 +29,8 @@
 struct qksc {
 	struct nl_sock *sk;
 	int family;
+	int fetch_fd;		/* plain socket for replies that carry key bytes */
+	uint32_t fetch_seq;
 	char err[256];
 };
 
@@ -192,6 +195,7 @@ int qksc_open(struct qksc **cp)
 	*cp = c;
 	if (!c)
 		return -ENOMEM;
+	c->fetch_fd = -1;
 	c->sk = nl_socket_alloc();
 	if (!c->sk) {
 		qksc_seterr(c, -ENOMEM, NULL);
@@ -221,6 +225,8 @@ void qksc_close(struct qksc *c)
 		return;
 	if (c->sk)
 		nl_socket_free(c->sk);
+	if (c->fetch_fd >= 0)
+		close(c->fetch_fd);
 	free(c);
 }
 
@@ -368,7 +374,7 @@ int qksc_key_fetch(struct qksc *c, const char *link, const uint64_t *id,
 	struct nlmsghdr *nlh;
 	bool done = false, got = false;
 	uint32_t seq;
-	int err = 0, fd = nl_socket_get_fd(c->sk);
+	int err = 0, fd;
 	ssize_t n;
 
 	c->err[0] = 0;
@@ -379,13 +385,35 @@ int qksc_key_fetch(struct qksc *c, const char *link, const uint64_t *id,
 		nlmsg_free(msg);
 		return -EMSGSIZE;
 	}
-	err = nl_send_auto(c->sk, msg);
-	seq = nlmsg_hdr(msg)->nlmsg_seq;
-	nlmsg_free(msg);
-	if (err < 0) {
-		qksc_seterr(c, -EIO, nl_geterror(err));
-		return -EIO;
+	/*
+	 * A socket of our own, so that libnl never buffers the reply and its
+	 * sequence bookkeeping stays untouched.
+	 */
+	if (c->fetch_fd < 0) {
+		struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+		int one = 1;
+
+		c->fetch_fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);
+		if (c->fetch_fd < 0 || bind(c->fetch_fd, (struct sockaddr *)&sa, sizeof(sa))) {
+			err = -errno;
+			nlmsg_free(msg);
+			qksc_seterr(c, err, NULL);
+			return err;
+		}
+		setsockopt(c->fetch_fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof(one));
+		setsockopt(c->fetch_fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
 	}
+	fd = c->fetch_fd;
+	seq = ++c->fetch_seq;
+	nlmsg_hdr(msg)->nlmsg_seq = seq;
+	nlmsg_hdr(msg)->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
+	if (send(fd, nlmsg_hdr(msg), nlmsg_hdr(msg)->nlmsg_len, 0) < 0) {
+		err = -errno;
+		nlmsg_free(msg);
+		qksc_seterr(c, err, NULL);
+		return err;
+	}
+	nlmsg_free(msg);
 	err = 0;
 	while (!done) {
 		n = recv(fd, rbuf, sizeof(rbuf), 0);
