@@ -41,7 +41,7 @@ CFLAGS    += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -D_GNU_SOURC
 	     -fstack-protector-strong -D_FORTIFY_SOURCE=2 -pthread $(SANFLAGS) \
 	     -Iuserspace/include -I$(B)/include $(PKG_CFLAGS)
 LDFLAGS   += -pthread $(SANFLAGS)
-LDLIBS    += $(PKG_LIBS) -lm
+LDLIBS    += $(PKG_LIBS) -lm -lgf2x
 
 # Filled by the fragments.
 BINS      :=

@@ -151,6 +151,57 @@ TEST(powers_of_two_and_neighbours)
 	qkd_gf2poly_force_backend(0);
 }
 
+TEST(middle_product_with_wrap_around)
+{
+	/*
+	 * For many (n, m) the FFT uses fewer points than the full product needs
+	 * and lets the product wrap into its bottom, which a Toeplitz hash
+	 * discards. Sweep sizes where that happens, right up to the boundary.
+	 */
+	for (int i = 0; i < 40; i++) {
+		uint64_t n = (1u << 13) + next_rand() % (1u << 17);
+		uint64_t m = n / 4 + next_rand() % (n - n / 4);
+
+		if (n * m > (1ull << 31))
+			m = (1ull << 31) / n;
+		ASSERT_TRUE(check_case(n, m, 0));
+	}
+	/* (n, m) where the wrapped part ends exactly below the first piece used */
+	static const uint64_t tight[][2] = {
+		{ 140, 280 },
+		{ 215, 215 },
+		{ 281, 140 },
+		{ 293, 147 },
+		{ 323, 107 },
+		{ 357, 71 },
+		{ 739, 739 },
+		{ 751, 750 },
+		{ 990, 496 },
+		{ 1003, 501 },
+		{ 1126, 375 },
+		{ 1247, 249 },
+		{ 4051, 4051 },
+		{ 4063, 4062 },
+		{ 5409, 2705 },
+		{ 6074, 2024 },
+		{ 6112, 2037 },
+		{ 6772, 1354 },
+		{ 12267, 12266 },
+		{ 16346, 8174 },
+		{ 16359, 8179 },
+		{ 18397, 6132 },
+		{ 20439, 4087 },
+		{ 40947, 81894 },
+		{ 61419, 61418 }
+	};
+	for (size_t i = 0; i < sizeof(tight) / sizeof(tight[0]); i++) {
+		ASSERT_TRUE(check_case(tight[i][0], tight[i][1],
+				       tight[i][0] * tight[i][1] < (1u << 22)));
+		/* one more output bit needs one more piece: still right */
+		ASSERT_TRUE(check_case(tight[i][0], tight[i][1] + 1, 0));
+	}
+}
+
 TEST(large_odd_sizes)
 {
 	ASSERT_TRUE(check_case(200003, 77777, 0));
