@@ -78,6 +78,12 @@ int qkd_recv_expect(struct qkd_peer *p, uint64_t key_id, uint16_t type, struct q
 int qkd_peer_auth_verify(struct qkd_peer *p, uint64_t key_id);
 /* Close the transcript of key_id by folding its digests into f's accumulators. */
 int qkd_peer_auth_defer(struct qkd_peer *p, uint64_t key_id, struct qkd_frame *f);
+/*
+ * Close a frame's deferred authentication (qkd-auth): both sides exchange
+ * one-time padded tags over f->auth_acc[0] and [1]. 0 if both verify,
+ * -EBADMSG if any differs, other -errno on channel failure.
+ */
+int qkd_peer_auth_verify_frame(struct qkd_peer *p, const struct qkd_frame *f);
 /* Drop the transcript of key_id without verifying (block abandoned). */
 void qkd_peer_auth_forget(struct qkd_peer *p, uint64_t key_id);
 

@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * libqkd-internal: the peer channel's state, shared by peer.c (sockets,
+ * handshake, framing, message queues) and peer-auth.c (authentication
+ * contexts, per-key-id transcripts, tag exchanges). Wire format in
+ * Documentation/peer-protocol.md.
+ */
+#ifndef QKD_PEER_IMPL_H
+#define QKD_PEER_IMPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qkd/mac.h"
+#include "qkd/peer.h"
+
+/* Every message: le32 body length, le16 type, u8 kind, u8 ctx, le64 key id. */
+#define PEER_HDR_LEN 16
+#define PEER_KIND_DATA 0xe1
+#define PEER_KIND_CTRL 0x1e /* all eight bits away from DATA, neither is printable ASCII */
+
+enum peer_ctrl {
+	CT_HELLO = 1,	/* handshake */
+	CT_CTX = 2,	/* A->B: new context: le32 seq, le64 pool offset of its hash key */
+	CT_CTX_ACK = 3,	/* B->A: le32 seq */
+	CT_V1 = 4,	/* A->B: le64 pad offset, u8 ctx of A->B, tag(A->B) */
+	CT_V2 = 5,	/* B->A: u8 ctx of B->A, tag(B->A) or random if V1 failed */
+	CT_V3 = 6,	/* A->B: tag(B->A) as Alice saw it, or random if V2 failed */
+	CT_END = 7,	/* either way: u8 ctx of the sender's direction; sender done with key id */
+	CT_FV1 = 8,	/* like V1..V3 over a frame's deferred accumulators */
+	CT_FV2 = 9,
+	CT_FV3 = 10,
+};
+
+#define PEER_PAD_BYTES 48 /* three one-time pads per closing exchange */
+#define PEER_MAX_CTX 200  /* live contexts; seq is carried mod 256 */
+#define PEER_MAX_TRANSCRIPTS (1u << 16)
+#define PEER_MAX_QUEUED ((size_t)4 * QKD_PEER_MAX_MSG)
+
+struct peer_ctx {
+	uint32_t seq;
+	uint64_t id;		/* pool offset of the hash key + 1: same on both sides */
+	uint8_t key[QKD_MAC_KEY_LEN];
+	unsigned refs;		/* transcript directions bound to it */
+	struct peer_ctx *next;
+};
+
+struct peer_dir {
+	struct peer_ctx *ctx;	/* NULL until the first message in this direction */
+	struct qkd_polyhash h;
+};
+
+struct transcript {
+	uint64_t key_id;
+	struct peer_dir d[2];	/* [0] Alice->Bob, [1] Bob->Alice */
+	struct transcript *next;
+};
+
+/* A received message kept for later: data for qkd_recv, control for a waiter. */
+struct peer_msg {
+	uint64_t key_id;
+	uint16_t type;
+	uint8_t kind;
+	uint32_t len;
+	struct peer_msg *next;
+	uint8_t data[];
+};
+
+#define PEER_TBUCKETS 256
+
+struct qkd_peer {
+	int fd;
+	enum qkd_role role;
+	int timeout_ms;
+	struct qkd_keypool *pool;
+	char *pipeline, *stage;
+	unsigned instance;
+
+	int dead;		/* errno of a fatal channel failure, 0 while usable */
+	char err[256];
+
+	/* receive buffer */
+	uint8_t *rbuf;
+	size_t rcap, rpos, rlen;
+	/* the body of the last message handed to the caller */
+	struct peer_msg *cur;
+
+	/* messages that arrived while waiting for something else */
+	struct peer_msg *dq_head, *dq_tail;	/* data, FIFO */
+	struct peer_msg *cq;			/* control, any order */
+	size_t queued_bytes;
+
+	/* authentication */
+	struct peer_ctx *ctxs;		/* live contexts, newest first */
+	struct peer_ctx *cur_ctx;	/* for directions bound by our sends */
+	uint32_t ctx_seq;		/* newest context's seq */
+	uint32_t ctx_acked;		/* Alice: newest seq Bob acknowledged */
+	uint32_t ctx_claimed;		/* Bob: contexts returned by new_context */
+	struct transcript *tt[PEER_TBUCKETS];
+	size_t n_transcripts;
+	bool open_done;			/* handshake finished */
+};
+
+/* peer.c */
+int peer_fail(struct qkd_peer *p, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void peer_note(struct qkd_peer *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int peer_send_raw(struct qkd_peer *p, uint8_t kind, uint8_t ctx, uint16_t type,
+		  uint64_t key_id, const void *buf, size_t len, struct peer_dir *absorb);
+/* Wait for control message (type, key_id); returns it (caller frees) or NULL, *rc set. */
+struct peer_msg *peer_wait_ctrl(struct qkd_peer *p, uint16_t type, uint64_t key_id, int *rc);
+
+/* Pump one message (data is queued for qkd_recv); end of stream is fatal. */
+int peer_pump_once(struct qkd_peer *p, const char *waiting_for);
+
+/* peer-auth.c */
+int peer_auth_on_data(struct qkd_peer *p, uint8_t ctx, uint64_t key_id, const uint8_t *hdr,
+		      const uint8_t *body, size_t len);
+struct peer_dir *peer_auth_out_dir(struct qkd_peer *p, uint64_t key_id, uint8_t *ctx, int *rc);
+int peer_auth_on_ctrl(struct qkd_peer *p, uint16_t type, const uint8_t *body, size_t len,
+		      bool *consumed);
+int peer_auth_start(struct qkd_peer *p);
+void peer_auth_free(struct qkd_peer *p);
+
+static inline void peer_put_le16(uint8_t *b, uint16_t v)
+{
+	b[0] = (uint8_t)v;
+	b[1] = (uint8_t)(v >> 8);
+}
+
+static inline void peer_put_le32(uint8_t *b, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		b[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint16_t peer_le16(const uint8_t *b)
+{
+	return (uint16_t)(b[0] | b[1] << 8);
+}
+
+static inline uint32_t peer_le32(const uint8_t *b)
+{
+	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
+	       (uint32_t)b[3] << 24;
+}
+
+#endif
