@@ -114,8 +114,10 @@ static inline int ks_raw_req(struct ks_raw *r, uint8_t cmd, uint16_t flags,
 				continue;
 			if (nlh->nlmsg_type == NLMSG_ERROR)
 				return ((struct nlmsgerr *)NLMSG_DATA(nlh))->error;
+			/* A dump's end carries the dump's own error. */
 			if (nlh->nlmsg_type == NLMSG_DONE)
-				return 0;
+				return nlh->nlmsg_len >= NLMSG_LENGTH(sizeof(int)) ?
+				       *(int *)NLMSG_DATA(nlh) : 0;
 		}
 	}
 }
