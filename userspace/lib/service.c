@@ -411,9 +411,17 @@ static void param_value_text(const struct qkd_param *p, struct qkd_buf *b)
 	case QKD_PARAM_INT:
 		qkd_buf_printf(b, "%" PRId64, *(int64_t *)p->var);
 		break;
-	case QKD_PARAM_DOUBLE:
-		qkd_buf_printf(b, "%.17g", *(double *)p->var);
+	case QKD_PARAM_DOUBLE: {
+		/* Shortest text that reads back as the same double. */
+		double v = *(double *)p->var;
+		char t[40];
+
+		snprintf(t, sizeof(t), "%.15g", v);
+		if (strtod(t, NULL) != v)
+			snprintf(t, sizeof(t), "%.17g", v);
+		qkd_buf_printf(b, "%s", t);
 		break;
+	}
 	case QKD_PARAM_STRING:
 		qkd_buf_printf(b, "%s", *(char **)p->var ? *(char **)p->var : "");
 		break;
