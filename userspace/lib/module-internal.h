@@ -53,6 +53,8 @@ struct qkd_module_priv {
 	uint16_t pending_type;
 	uint8_t *pending_data;
 	size_t pending_len, pending_cap;
+	bool peer_ended;	/* QKD_MSG_END received */
+	bool eof;		/* end of input reached (not a stop request) */
 };
 
 /* module-opts.c */

@@ -3,11 +3,11 @@
  * Module runtime: key-id synchronisation of per-frame peer exchanges (API in
  * qkd/module.h). Both sides see frames in increasing key-id order, but either
  * side may lack some key ids (a frame dropped or aborted upstream on one side
- * only). The responder compares the key id of the next request with its own
- * frame's: an older request has no frame here and is refused with
- * QKD_MSG_ABORT, a newer one is kept for later and means this frame has no
- * counterpart. So both sides always agree which frames go on, without extra
- * round trips in the common case.
+ * only) or run out of frames first. The responder compares the key id of the
+ * next request with its own frame's: an older request has no frame here and
+ * is refused with QKD_MSG_ABORT, a newer one is kept for later and means this
+ * frame has no counterpart. So both sides agree which frames go on, without
+ * extra round trips in the common case. QKD_MSG_END marks a side's last frame.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -38,27 +38,62 @@ static int stash(struct qkd_module_priv *pv, const struct qkd_msg *msg)
 	return 0;
 }
 
+bool qkd_module_peer_ended(const struct qkd_module *m)
+{
+	return ((const struct qkd_module_priv *)m->priv)->peer_ended;
+}
+
+/* 1 = message (END handled), 0 = the peer has ended, <0 failure. */
 static int recv_one(struct qkd_module *m, struct qkd_msg *msg)
 {
-	int r = qkd_recv(m->peer, msg);
+	struct qkd_module_priv *pv = m->priv;
+	int r;
 
+	if (pv->peer_ended)
+		return 0;
+	r = qkd_recv(m->peer, msg);
 	if (r == 0) {
-		qkd_log(m, QKD_LOG_ERR, "peer closed the channel");
-		return -EPIPE;
+		/* Closed without saying goodbye: the peer died or was killed. */
+		qkd_log(m, QKD_LOG_ERR, "peer closed the channel without ending it");
+		pv->failed = true;
+		pv->peer_ended = true;
+		return 0;
 	}
-	if (r < 0)
+	if (r < 0) {
 		qkd_log(m, QKD_LOG_ERR, "peer channel: %s", qkd_peer_error(m->peer));
-	return r;
+		return r;
+	}
+	if (msg->type == QKD_MSG_END) {
+		qkd_log(m, QKD_LOG_INFO, "the peer has no more frames");
+		pv->peer_ended = true;
+		return 0;
+	}
+	return 1;
+}
+
+int qkd_module_peer_send(struct qkd_module *m, uint64_t key_id, uint16_t type, const void *buf,
+			 size_t len)
+{
+	struct qkd_module_priv *pv = m->priv;
+	int r;
+
+	if (pv->peer_ended)
+		return 0;
+	r = qkd_send(m->peer, key_id, type, buf, len);
+	if (r < 0) {
+		qkd_log(m, QKD_LOG_ERR, "key %" PRIu64 ": peer channel: %s", key_id,
+			qkd_peer_error(m->peer));
+		return r;
+	}
+	return 1;
 }
 
 int qkd_module_peer_abort(struct qkd_module *m, uint64_t key_id)
 {
-	int r = qkd_send(m->peer, key_id, QKD_MSG_ABORT, NULL, 0);
+	int r = qkd_module_peer_send(m, key_id, QKD_MSG_ABORT, NULL, 0);
 
 	qkd_peer_auth_forget(m->peer, key_id);
-	if (r < 0)
-		qkd_log(m, QKD_LOG_ERR, "peer channel: %s", qkd_peer_error(m->peer));
-	return r;
+	return r < 0 ? r : 0;
 }
 
 int qkd_module_peer_request(struct qkd_module *m, uint64_t key_id, uint16_t type,
@@ -107,8 +142,11 @@ int qkd_module_peer_request(struct qkd_module *m, uint64_t key_id, uint16_t type
 			}
 		}
 		r = recv_one(m, msg);
-		if (r < 0)
+		if (r <= 0) {
+			if (r == 0)
+				qkd_peer_auth_forget(m->peer, key_id);
 			return r;
+		}
 		r = stash(pv, msg);
 		if (r < 0)
 			return r;
@@ -120,8 +158,11 @@ int qkd_module_peer_reply(struct qkd_module *m, uint64_t key_id, uint16_t type,
 {
 	int r = recv_one(m, msg);
 
-	if (r < 0)
+	if (r <= 0) {
+		if (r == 0)
+			qkd_peer_auth_forget(m->peer, key_id);
 		return r;
+	}
 	if (msg->key_id != key_id) {
 		qkd_log(m, QKD_LOG_ERR, "key %" PRIu64 ": peer answered for key %" PRIu64, key_id,
 			msg->key_id);
@@ -140,13 +181,35 @@ int qkd_module_peer_reply(struct qkd_module *m, uint64_t key_id, uint16_t type,
 	return 1;
 }
 
-/* At the end: a request still waiting here will never be served; say so. */
+/*
+ * End of the exchange: tell the peer, then, if we ran out of input (rather
+ * than being stopped), refuse its remaining requests until it ends too, so
+ * it can finish its own frames instead of finding the channel gone.
+ */
 void qkd_module_peer_finish(struct qkd_module *m)
 {
 	struct qkd_module_priv *pv = m->priv;
+	struct qkd_msg msg;
 
-	if (m->peer && pv->pending && pv->pending_type != QKD_MSG_ABORT)
-		qkd_module_peer_abort(m, pv->pending_key);
+	if (m->peer && !pv->failed) {
+		if (pv->pending && pv->pending_type != QKD_MSG_ABORT &&
+		    qkd_module_peer_abort(m, pv->pending_key) < 0)
+			goto out;
+		pv->pending = false;
+		if (qkd_send(m->peer, 0, QKD_MSG_END, NULL, 0) < 0)
+			goto out;
+		while (pv->eof && !pv->peer_ended && recv_one(m, &msg) > 0) {
+			if (msg.type == QKD_MSG_ABORT) {
+				qkd_peer_auth_forget(m->peer, msg.key_id);
+				continue;
+			}
+			qkd_log(m, QKD_LOG_WARN, "key %" PRIu64 ": peer's frame has no counterpart "
+				"here; refused", msg.key_id);
+			if (qkd_module_peer_abort(m, msg.key_id) < 0)
+				break;
+		}
+	}
+out:
 	pv->pending = false;
 	if (pv->pending_data)
 		explicit_bzero(pv->pending_data, pv->pending_cap);

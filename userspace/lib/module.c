@@ -502,8 +502,10 @@ static int next_frame(struct qkd_module *m)
 			return 0;
 		int r = read_one(m, 0, &pv->cur);
 
-		if (r == 0 && !qkd_module_stopping(m))
+		if (r == 0 && !qkd_module_stopping(m)) {
 			pv->head_state[0] = HEAD_EOF;
+			pv->eof = true;
+		}
 		return r;
 	}
 	/* Fill every empty head; frames already taken are delivered even when stopping. */
@@ -524,8 +526,11 @@ static int next_frame(struct qkd_module *m)
 		if (pv->head_state[i] == HEAD_FULL &&
 		    (best < 0 || pv->head[i]->key_id < pv->head[best]->key_id))
 			best = (int)i;
-	if (best < 0)
+	if (best < 0) {
+		if (!qkd_module_stopping(m))
+			pv->eof = true;
 		return 0;
+	}
 	{
 		struct qkd_frame *t = pv->cur;
 

@@ -157,26 +157,38 @@ struct qkd_stream *qkd_module_open_stream(const char *spec, unsigned flags, cons
 
 /*
  * Per-frame request/reply exchanges on the peer channel that survive frames
- * missing on one side (dropped or aborted upstream on one side only). Each
- * exchange has an initiator, which sends its request for key id k with
- * qkd_send() and waits with qkd_module_peer_reply(), and a responder, which
- * gets the request for its frame k with qkd_module_peer_request(). Requests
- * for key ids the responder does not have are answered with QKD_MSG_ABORT;
- * a request for a later key id is kept and tells the responder its own frame
- * has no counterpart. Transcripts of skipped key ids are forgotten.
+ * missing on one side (dropped or aborted upstream on one side only) and
+ * either side ending first. Each exchange has an initiator, which sends its
+ * request for key id k with qkd_module_peer_send() and waits with
+ * qkd_module_peer_reply(), and a responder, which gets the request for its
+ * frame k with qkd_module_peer_request() and answers with
+ * qkd_module_peer_send(). Requests for key ids the responder does not have
+ * are answered with QKD_MSG_ABORT; a request for a later key id is kept and
+ * tells the responder its own frame has no counterpart. Transcripts of
+ * skipped key ids are forgotten.
  *
- * Both return 1 with *msg (valid until the next call on this module), 0 when
- * the frame has no counterpart or the peer aborted it (abort the frame with
- * QKD_ABORT_PEER; no more messages for k), or <0 on a channel failure or
- * protocol violation (already logged).
+ * At the end qkd_module_finish() sends QKD_MSG_END and, at end of input,
+ * refuses the peer's remaining requests until its QKD_MSG_END arrives, so both
+ * sides finish cleanly whoever runs out of frames first. Once the peer has
+ * ended, every call returns 0 without touching the channel.
+ *
+ * All return 1 on success (*msg valid until the next call on this module), 0
+ * when the frame has no counterpart, the peer aborted it or the peer has ended
+ * (abort the frame with QKD_ABORT_PEER; no more messages for k), or <0 on a
+ * channel failure or protocol violation (already logged).
  */
 #define QKD_MSG_ABORT 0xffff
+#define QKD_MSG_END 0xfffe
+int qkd_module_peer_send(struct qkd_module *m, uint64_t key_id, uint16_t type, const void *buf,
+			 size_t len);
 int qkd_module_peer_request(struct qkd_module *m, uint64_t key_id, uint16_t type,
 			    struct qkd_msg *msg);
 int qkd_module_peer_reply(struct qkd_module *m, uint64_t key_id, uint16_t type,
 			  struct qkd_msg *msg);
 /* Tell the peer this side gives up on key_id (it must not wait for us). 0 or -errno. */
 int qkd_module_peer_abort(struct qkd_module *m, uint64_t key_id);
+/* true once the peer sent QKD_MSG_END. */
+bool qkd_module_peer_ended(const struct qkd_module *m);
 
 /* Logging to stderr with module name, role and instance. Never log key material. */
 enum { QKD_LOG_ERR, QKD_LOG_WARN, QKD_LOG_INFO, QKD_LOG_DEBUG };

@@ -119,14 +119,11 @@ static int exchange(struct qkd_module *m, const struct qkd_frame *f, struct samp
 			return -ENOMEM;
 		}
 		qkd_pos_gather(f->payload, s->pos, s->m, s->mine);
-		r = qkd_send(m->peer, f->key_id, MSG_SAMPLE, buf, len);
+		r = qkd_module_peer_send(m, f->key_id, MSG_SAMPLE, buf, len);
 		explicit_bzero(buf, len);
 		free(buf);
-		if (r < 0) {
-			qkd_log(m, QKD_LOG_ERR, "key %" PRIu64 ": sending the sample: %s", f->key_id,
-				qkd_peer_error(m->peer));
+		if (r <= 0)
 			return r;
-		}
 		r = qkd_module_peer_reply(m, f->key_id, MSG_BITS, &msg);
 		if (r <= 0)
 			return r;
@@ -152,13 +149,7 @@ static int exchange(struct qkd_module *m, const struct qkd_frame *f, struct samp
 		return r < 0 ? r : 0;
 	}
 	qkd_pos_gather(f->payload, s->pos, s->m, s->mine);
-	r = qkd_send(m->peer, f->key_id, MSG_BITS, s->mine, (size_t)((s->m + 7) / 8));
-	if (r < 0) {
-		qkd_log(m, QKD_LOG_ERR, "key %" PRIu64 ": sending sample bits: %s", f->key_id,
-			qkd_peer_error(m->peer));
-		return r;
-	}
-	return 1;
+	return qkd_module_peer_send(m, f->key_id, MSG_BITS, s->mine, (size_t)((s->m + 7) / 8));
 }
 
 /* 1 = estimated frame in out, 0 = abort with *why, <0 fatal. */

@@ -75,14 +75,16 @@ static int sift_frame(struct qkd_module *m, const struct qkd_frame *f, struct qk
 		r = qkd_sift_detections(f->payload, f->bit_count, &det);
 		if (!r)
 			r = qkd_sift_encode(&det, &buf, &len);
-		if (!r)
-			r = qkd_send(m->peer, f->key_id, MSG_DETECTIONS, buf, len);
-		free(buf);
-		if (r < 0) {
-			qkd_log(m, QKD_LOG_ERR, "key %" PRIu64 ": sending detections: %s", f->key_id,
-				r == -ENOMEM ? "out of memory" : qkd_peer_error(m->peer));
+		if (r) {
+			qkd_log(m, QKD_LOG_ERR, "out of memory");
 			goto fatal;
 		}
+		r = qkd_module_peer_send(m, f->key_id, MSG_DETECTIONS, buf, len);
+		free(buf);
+		if (r < 0)
+			goto fatal;
+		if (r == 0)
+			goto done;
 		r = qkd_module_peer_reply(m, f->key_id, MSG_MASK, &msg);
 		if (r <= 0)
 			goto done;
@@ -115,12 +117,11 @@ static int sift_frame(struct qkd_module *m, const struct qkd_frame *f, struct qk
 			r = qkd_module_peer_abort(m, f->key_id);
 			goto done_zero;
 		}
-		r = qkd_send(m->peer, f->key_id, MSG_MASK, mask, qkd_sift_mask_len(det.n));
-		if (r < 0) {
-			qkd_log(m, QKD_LOG_ERR, "key %" PRIu64 ": sending the mask: %s", f->key_id,
-				qkd_peer_error(m->peer));
+		r = qkd_module_peer_send(m, f->key_id, MSG_MASK, mask, qkd_sift_mask_len(det.n));
+		if (r < 0)
 			goto fatal;
-		}
+		if (r == 0)
+			goto done;
 		use_mask = mask;
 	}
 
