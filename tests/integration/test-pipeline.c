@@ -1,0 +1,538 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * End to end through real processes: Alice's and Bob's pipelines
+ * qkd-sim -> qkd-sift [-> qkd-estimate] connected by pipes, each stage pair by
+ * an authenticated TCP peer channel on loopback, with a fresh pre-shared key
+ * pool. The outputs are checked against the simulator's ground truth:
+ *   - sifting keeps exactly the slots where Bob detected and the bases match
+ *     (the raw frames are regenerated here from the seed and compared bit by
+ *     bit), and the two sifted keys differ in exactly the true error count;
+ *   - every QBER estimate lies within its Hoeffding bound (delta = 1e-6) of
+ *     the block's true error rate, and the sampled errors plus the errors left
+ *     in the key add up to the truth;
+ *   - frames above the threshold are aborted on both sides;
+ *   - SIGTERM to the sources or to the middle stages loses no accepted frame;
+ *   - parallel instances (--out x2, --instance I/2, --in x2) restore key-id order.
+ * Binaries come from $QKD_BUILD/bin (default build/bin).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+#include "qkd/bb84sim.h"
+#include "qkd/estimate.h"
+#include "qkd/frame.h"
+#include "qkd/module.h"
+#include "qkd/poslist.h"
+#include "qkd/raw.h"
+#include "qkd/stream.h"
+
+#define MAX_FRAMES 64
+#define CMD 8192
+
+struct truth {
+	uint64_t key_id, slots, detected, multi, sifted, errors;
+	double qber;
+};
+
+struct env {
+	char dir[64];
+	char bin[1024];
+	int port;
+};
+
+static void env_init(struct env *e)
+{
+	const char *b = getenv("QKD_BUILD");
+	char cmd[256];
+	unsigned r;
+
+	char *top = realpath(b ? b : "build", NULL);
+
+	/* The stages run in the temporary directory: absolute paths. */
+	snprintf(e->bin, sizeof(e->bin), "%s/bin", top ? top : "build");
+	free(top);
+	strcpy(e->dir, "/tmp/qkd-pipeline.XXXXXX");
+	if (!mkdtemp(e->dir))
+		abort();
+	/* Same random pre-shared key for both sides, each with its own spent record. */
+	snprintf(cmd, sizeof(cmd),
+		 "cd %s && head -c 1048576 /dev/urandom > a.pool && cp a.pool b.pool && "
+		 "printf 'QKDSPNT1\\0\\0\\0\\0\\0\\0\\0\\0' > a.pool.spent && "
+		 "cp a.pool.spent b.pool.spent", e->dir);
+	if (system(cmd))
+		abort();
+	qkd_random(&r, sizeof(r));
+	e->port = 20000 + (int)(r % 20000);
+}
+
+static void env_free(struct env *e)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", e->dir);
+	if (system(cmd))
+		fprintf(stderr, "could not remove %s\n", e->dir);
+}
+
+/* Run a shell command line in its own process group; returns the pid. */
+static pid_t spawn(const struct env *e, const char *cmd)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		setpgid(0, 0);
+		if (chdir(e->dir))
+			_exit(127);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Wait up to timeout_s; on timeout kill the process group. Returns exit status or -1. */
+static int wait_for(pid_t pid, int timeout_s)
+{
+	struct timespec t0, now;
+	int st;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		pid_t r = waitpid(pid, &st, WNOHANG);
+
+		if (r == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - t0.tv_sec > timeout_s) {
+			kill(-pid, SIGKILL);
+			waitpid(pid, &st, 0);
+			return -1;
+		}
+		usleep(10000);
+	}
+}
+
+static int read_frames(const struct env *e, const char *name, struct qkd_frame **out, int max)
+{
+	char path[256];
+	struct qkd_stream *s;
+	int fd, n = 0, r;
+
+	snprintf(path, sizeof(path), "%s/%s", e->dir, name);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	s = qkd_stream_open(fd, QKD_STREAM_READ | QKD_STREAM_FALLBACK);
+	if (!s)
+		return -1;
+	while (n < max) {
+		out[n] = NULL;
+		r = qkd_read_frame(s, &out[n]);
+		if (r <= 0) {
+			qkd_frame_free(out[n]);
+			if (r < 0)
+				n = -1;
+			break;
+		}
+		n++;
+	}
+	qkd_stream_close(s);
+	return n;
+}
+
+static void free_frames(struct qkd_frame **f, int n)
+{
+	for (int i = 0; i < n; i++)
+		qkd_frame_free(f[i]);
+}
+
+static int read_truth(const struct env *e, const char *name, struct truth *t, int max)
+{
+	char path[256], line[512];
+	FILE *f;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", e->dir, name);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (n < max && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "key_id=%" SCNu64 " slots=%" SCNu64 " detected=%" SCNu64
+			   " multi=%" SCNu64 " sifted=%" SCNu64 " errors=%" SCNu64 " qber=%lf",
+			   &t[n].key_id, &t[n].slots, &t[n].detected, &t[n].multi, &t[n].sifted,
+			   &t[n].errors, &t[n].qber) == 7)
+			n++;
+	}
+	fclose(f);
+	return n;
+}
+
+/* "exit: N frames in, M out" from a module's log. */
+static int log_counts(const struct env *e, const char *name, uint64_t *in, uint64_t *out)
+{
+	char path[256], line[1024];
+	FILE *f;
+	int found = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", e->dir, name);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		char *p = strstr(line, "exit: ");
+
+		if (p && sscanf(p, "exit: %" SCNu64 " frames in, %" SCNu64 " out", in, out) == 2)
+			found = 1;
+	}
+	fclose(f);
+	return found ? 0 : -1;
+}
+
+static int run_pair(const struct env *e, const char *alice, const char *bob, int timeout)
+{
+	pid_t b = spawn(e, bob), a = spawn(e, alice);
+	int sa = wait_for(a, timeout), sb = wait_for(b, timeout);
+
+	return sa ? sa : sb;
+}
+
+/* ------------------------------------------------------------------------ */
+
+FIXTURE(pipe) {
+	struct env e;
+};
+
+FIXTURE_SETUP(pipe)
+{
+	env_init(&self->e);
+}
+
+/* Runs even when a test fails an assertion: no temporary directories left. */
+FIXTURE_TEARDOWN(pipe)
+{
+	env_free(&self->e);
+}
+
+TEST_F(pipe, sifting_matches_ground_truth)
+{
+	const uint64_t seed = 99, slots = 300000;
+	char a[CMD], b[CMD];
+	struct qkd_frame *fa[MAX_FRAMES], *fb[MAX_FRAMES];
+	struct truth t[MAX_FRAMES];
+	struct qkd_sim_params sp = { .seed = seed, .mu = 0.5, .eta = qkd_sim_eta(25, 0.2, 0.2),
+				     .misalign = 0.05, .dark = 1e-5 };
+	uint8_t *araw = malloc(slots), *braw = malloc(slots);
+	int na, nb, nt;
+
+	snprintf(b, CMD,
+		 "%s/qkd-sim --role bob --seed %" PRIu64 " --frames 6 --slots %" PRIu64
+		 " --qber 0.05 --dark 1e-5 --truth truth 2>sim-b.log | "
+		 "%s/qkd-sift --role bob --listen 127.0.0.1:%d --keypool b.pool > b.out 2>b.log",
+		 self->e.bin, seed, slots, self->e.bin, self->e.port);
+	snprintf(a, CMD,
+		 "%s/qkd-sim --role alice --seed %" PRIu64 " --frames 6 --slots %" PRIu64
+		 " --qber 0.05 --dark 1e-5 2>sim-a.log | "
+		 "%s/qkd-sift --role alice --peer 127.0.0.1:%d --keypool a.pool > a.out 2>a.log",
+		 self->e.bin, seed, slots, self->e.bin, self->e.port);
+	ASSERT_EQ(0, run_pair(&self->e, a, b, 60));
+	na = read_frames(&self->e, "a.out", fa, MAX_FRAMES);
+	nb = read_frames(&self->e, "b.out", fb, MAX_FRAMES);
+	nt = read_truth(&self->e, "truth", t, MAX_FRAMES);
+	ASSERT_EQ(6, na);
+	ASSERT_EQ(6, nb);
+	ASSERT_EQ(6, nt);
+	for (int i = 0; i < 6; i++) {
+		uint64_t j = 0;
+
+		ASSERT_EQ(QKD_STATE_SIFTED, fa[i]->state);
+		ASSERT_EQ(QKD_STATE_SIFTED, fb[i]->state);
+		ASSERT_EQ(t[i].key_id, fa[i]->key_id);
+		ASSERT_EQ(t[i].key_id, fb[i]->key_id);
+		ASSERT_EQ(0, fa[i]->flags & QKD_FRAME_F_BOB);
+		ASSERT_EQ(QKD_FRAME_F_BOB, fb[i]->flags & QKD_FRAME_F_BOB);
+		ASSERT_EQ(t[i].sifted, fa[i]->bit_count);
+		ASSERT_EQ(t[i].sifted, fb[i]->bit_count);
+		ASSERT_EQ(t[i].errors, qkd_bits_hamming(fa[i]->payload, fb[i]->payload,
+							fa[i]->bit_count));
+		/* Regenerate the raw frames and check every kept bit's origin. */
+		qkd_sim_frame(&sp, t[i].key_id, slots, araw, braw, NULL);
+		for (uint64_t s = 0; s < slots; s++) {
+			if (!(braw[s] & QKD_RAW_DETECTED) || ((araw[s] ^ braw[s]) & QKD_RAW_BASIS))
+				continue;
+			ASSERT_LT(j, fa[i]->bit_count);
+			ASSERT_EQ(araw[s] & QKD_RAW_VALUE, qkd_bit_get(fa[i]->payload, j));
+			ASSERT_EQ(braw[s] & QKD_RAW_VALUE, qkd_bit_get(fb[i]->payload, j));
+			j++;
+		}
+		ASSERT_EQ(j, fa[i]->bit_count);
+	}
+	free_frames(fa, na);
+	free_frames(fb, nb);
+	free(araw);
+	free(braw);
+}
+
+/*
+ * Command lines of both sides. With wrap_sim / wrap_sift, that stage runs in
+ * the background of a small shell that records its pid (X-a.pid) and exit
+ * status (X-a.status), so a test can signal exactly that process.
+ */
+static void full_pipeline(const struct env *e, char *a, char *b, const char *simopts,
+			  const char *estopts, bool wrap_sim, bool wrap_sift)
+{
+	for (int side = 0; side < 2; side++) {
+		const char *role = side ? "bob" : "alice", *conn = side ? "--listen" : "--peer";
+		char c = side ? 'b' : 'a', sim[1536], sift[1536];
+
+		snprintf(sim, sizeof(sim), "%s/qkd-sim --role %s %s%s", e->bin, role, simopts,
+			 side ? " --truth truth" : "");
+		snprintf(sift, sizeof(sift), "%s/qkd-sift --role %s %s 127.0.0.1:%d --keypool %c.pool",
+			 e->bin, role, conn, e->port, c);
+		snprintf(side ? b : a, CMD,
+			 "%s%s%s 2>sim-%c.log%s | %s%s%s 2>sift-%c.log%s | "
+			 "%s/qkd-estimate --role %s %s 127.0.0.1:%d --keypool %c.pool %s "
+			 "> %c.out 2>%c.log",
+			 wrap_sim ? "{ " : "", sim, "", c,
+			 wrap_sim ? side ? " & echo $! > sim-b.pid; wait $!; echo $? > sim-b.status; }"
+					 : " & echo $! > sim-a.pid; wait $!; echo $? > sim-a.status; }"
+				  : "",
+			 wrap_sift ? "{ exec 3<&0; " : "", sift, wrap_sift ? " <&3" : "", c,
+			 wrap_sift ? side ? " & echo $! > sift-b.pid; wait $!; echo $? > sift-b.status; }"
+					  : " & echo $! > sift-a.pid; wait $!; echo $? > sift-a.status; }"
+				   : "",
+			 e->bin, role, conn, e->port + 1, c, estopts, c, c);
+	}
+}
+
+static int read_int(const struct env *e, const char *name)
+{
+	char path[256];
+	FILE *f;
+	int v = -1;
+
+	snprintf(path, sizeof(path), "%s/%s", e->dir, name);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (fscanf(f, "%d", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
+TEST_F(pipe, estimate_within_hoeffding_bound)
+{
+	char a[CMD], b[CMD];
+	struct qkd_frame *fa[MAX_FRAMES], *fb[MAX_FRAMES];
+	struct truth t[MAX_FRAMES];
+	int na, nb, nt;
+
+	full_pipeline(&self->e, a, b, "--seed 4711 --frames 30 --slots 200000 --qber 0.04",
+		      "--sample-ratio 0.15", false, false);
+	ASSERT_EQ(0, run_pair(&self->e, a, b, 120));
+	na = read_frames(&self->e, "a.out", fa, MAX_FRAMES);
+	nb = read_frames(&self->e, "b.out", fb, MAX_FRAMES);
+	nt = read_truth(&self->e, "truth", t, MAX_FRAMES);
+	ASSERT_EQ(30, na);
+	ASSERT_EQ(30, nb);
+	ASSERT_EQ(30, nt);
+	for (int i = 0; i < 30; i++) {
+		uint64_t m = t[i].sifted - fa[i]->bit_count, sample_errors;
+		double est = fa[i]->qber_ppm / 1e6, dev = qkd_est_hoeffding(m, 1e-6);
+
+		ASSERT_EQ(QKD_STATE_ESTIMATED, fa[i]->state);
+		ASSERT_EQ(QKD_STATE_ESTIMATED, fb[i]->state);
+		ASSERT_EQ(fa[i]->bit_count, fb[i]->bit_count);
+		ASSERT_EQ(fa[i]->qber_ppm, fb[i]->qber_ppm);
+		ASSERT_EQ(qkd_est_sample_size(t[i].sifted, 0.15, 64), m);
+		EXPECT_LE(fabs(est - t[i].qber), dev)
+			TH_LOG("key %" PRIu64 ": estimate %.5f, truth %.5f, m %" PRIu64,
+			       fa[i]->key_id, est, t[i].qber, m);
+		/* Sampled errors + errors left in the key = all errors of the block. */
+		sample_errors = (uint64_t)llround(est * (double)m);
+		ASSERT_EQ(t[i].errors, sample_errors + qkd_bits_hamming(fa[i]->payload,
+									fb[i]->payload,
+									fa[i]->bit_count));
+	}
+	free_frames(fa, na);
+	free_frames(fb, nb);
+}
+
+TEST_F(pipe, frames_above_threshold_are_aborted)
+{
+	char a[CMD], b[CMD];
+	struct qkd_frame *fa[MAX_FRAMES], *fb[MAX_FRAMES];
+	int na, nb;
+
+	full_pipeline(&self->e, a, b, "--seed 5 --frames 4 --slots 200000 --qber 0.2", "--max-qber 11%",
+		      false, false);
+	ASSERT_EQ(0, run_pair(&self->e, a, b, 60));
+	na = read_frames(&self->e, "a.out", fa, MAX_FRAMES);
+	nb = read_frames(&self->e, "b.out", fb, MAX_FRAMES);
+	ASSERT_EQ(4, na);
+	ASSERT_EQ(4, nb);
+	for (int i = 0; i < 4; i++) {
+		ASSERT_EQ(QKD_STATE_ABORTED, fa[i]->state);
+		ASSERT_EQ(QKD_STATE_ABORTED, fb[i]->state);
+		ASSERT_EQ(QKD_ABORT_QBER, fa[i]->abort_reason);
+		ASSERT_EQ(QKD_ABORT_QBER, fb[i]->abort_reason);
+		ASSERT_EQ(0u, fa[i]->payload_len);
+		ASSERT_GT(fa[i]->qber_ppm, 150000u);
+	}
+	free_frames(fa, na);
+	free_frames(fb, nb);
+}
+
+/* Key ids 0..n-1 in order, every frame complete and of the same state on both sides. */
+static void check_consecutive(struct __test_metadata *_metadata, struct qkd_frame **fa, int na,
+			      struct qkd_frame **fb, int nb)
+{
+	ASSERT_EQ(na, nb);
+	for (int i = 0; i < na; i++) {
+		ASSERT_EQ((uint64_t)i, fa[i]->key_id);
+		ASSERT_EQ((uint64_t)i, fb[i]->key_id);
+		ASSERT_EQ(fa[i]->state, fb[i]->state);
+		ASSERT_EQ(fa[i]->bit_count, fb[i]->bit_count);
+	}
+}
+
+static void signal_pidfile(struct __test_metadata *_metadata, const struct env *e,
+			   const char *name)
+{
+	int pid = read_int(e, name);
+
+	ASSERT_GT(pid, 1);
+	ASSERT_EQ(0, kill(pid, SIGTERM));
+}
+
+TEST_F(pipe, sigterm_to_sources_loses_no_frame)
+{
+	char a[CMD], b[CMD];
+	struct qkd_frame *fa[MAX_FRAMES], *fb[MAX_FRAMES];
+	uint64_t in, out;
+	pid_t pa, pb;
+	int na, nb;
+
+	/* Endless sources at 40 frames/s, stopped by SIGTERM; the rest drains. */
+	full_pipeline(&self->e, a, b, "--seed 8 --slots 50000 --rate 40", "", true, false);
+	pb = spawn(&self->e, b);
+	pa = spawn(&self->e, a);
+	usleep(700000);
+	signal_pidfile(_metadata, &self->e, "sim-a.pid");
+	signal_pidfile(_metadata, &self->e, "sim-b.pid");
+	ASSERT_EQ(0, wait_for(pa, 30));
+	ASSERT_EQ(0, wait_for(pb, 30));
+	ASSERT_EQ(0, read_int(&self->e, "sim-a.status"));
+	ASSERT_EQ(0, read_int(&self->e, "sim-b.status"));
+	na = read_frames(&self->e, "a.out", fa, MAX_FRAMES);
+	nb = read_frames(&self->e, "b.out", fb, MAX_FRAMES);
+	ASSERT_GE(na, 5);
+	ASSERT_GE(nb, 5);
+	/* Every frame a source wrote came out at the end of its pipeline. */
+	ASSERT_EQ(0, log_counts(&self->e, "sift-a.log", &in, &out));
+	ASSERT_EQ((uint64_t)na, in);
+	ASSERT_EQ(0, log_counts(&self->e, "sift-b.log", &in, &out));
+	ASSERT_EQ((uint64_t)nb, in);
+	/* One source may have made a frame more; it ends aborted, not lost. */
+	ASSERT_LE(abs(na - nb), 1);
+	for (int i = 0; i < na; i++)
+		ASSERT_EQ((uint64_t)i, fa[i]->key_id);
+	for (int i = 0; i < nb; i++)
+		ASSERT_EQ((uint64_t)i, fb[i]->key_id);
+	for (int i = 0; i < (na < nb ? na : nb); i++)
+		ASSERT_EQ(QKD_STATE_ESTIMATED, fa[i]->state);
+	if (na != nb) {
+		struct qkd_frame *last = na > nb ? fa[na - 1] : fb[nb - 1];
+
+		ASSERT_EQ(QKD_STATE_ABORTED, last->state);
+		ASSERT_EQ(QKD_ABORT_PEER, last->abort_reason);
+	}
+	free_frames(fa, na);
+	free_frames(fb, nb);
+}
+
+TEST_F(pipe, sigterm_to_middle_stage_loses_no_accepted_frame)
+{
+	char a[CMD], b[CMD];
+	struct qkd_frame *fa[MAX_FRAMES], *fb[MAX_FRAMES];
+	uint64_t in_a, out_a, in_b, out_b;
+	pid_t pa, pb;
+	int na, nb;
+
+	full_pipeline(&self->e, a, b, "--seed 9 --slots 50000 --rate 40", "", false, true);
+	pb = spawn(&self->e, b);
+	pa = spawn(&self->e, a);
+	usleep(700000);
+	signal_pidfile(_metadata, &self->e, "sift-a.pid");
+	signal_pidfile(_metadata, &self->e, "sift-b.pid");
+	ASSERT_EQ(0, wait_for(pa, 30));
+	ASSERT_EQ(0, wait_for(pb, 30));
+	/* The stopped stages exit 0 having written every frame they read. */
+	ASSERT_EQ(0, read_int(&self->e, "sift-a.status"));
+	ASSERT_EQ(0, read_int(&self->e, "sift-b.status"));
+	ASSERT_EQ(0, log_counts(&self->e, "sift-a.log", &in_a, &out_a));
+	ASSERT_EQ(0, log_counts(&self->e, "sift-b.log", &in_b, &out_b));
+	ASSERT_EQ(in_a, out_a);
+	ASSERT_EQ(in_b, out_b);
+	ASSERT_GE(in_a, 5u);
+	/* ... and they all reached the end of the pipeline, complete and in order. */
+	na = read_frames(&self->e, "a.out", fa, MAX_FRAMES);
+	nb = read_frames(&self->e, "b.out", fb, MAX_FRAMES);
+	ASSERT_EQ((uint64_t)na, out_a);
+	ASSERT_EQ((uint64_t)nb, out_b);
+	for (int i = 0; i < na; i++)
+		ASSERT_EQ((uint64_t)i, fa[i]->key_id);
+	for (int i = 0; i < nb; i++)
+		ASSERT_EQ((uint64_t)i, fb[i]->key_id);
+	free_frames(fa, na);
+	free_frames(fb, nb);
+}
+
+TEST_F(pipe, parallel_instances_restore_order)
+{
+	char a[CMD], b[CMD];
+	struct qkd_frame *fa[MAX_FRAMES], *fb[MAX_FRAMES];
+	int na, nb;
+
+	/* sim -> 2 sift instances (fifos) -> one estimate merging both inputs */
+	for (int side = 0; side < 2; side++) {
+		const char *role = side ? "bob" : "alice", *conn = side ? "--listen" : "--peer";
+		char c = side ? 'b' : 'a';
+
+		snprintf(side ? b : a, CMD,
+			 "mkfifo %c.s0 %c.s1 %c.t0 %c.t1 && "
+			 "{ %s/qkd-sim --role %s --seed 21 --frames 9 --slots 100000 "
+			 "--out %c.s0 --out %c.s1 2>sim-%c.log & "
+			 "%s/qkd-sift --role %s %s 127.0.0.1:%d --instance 0/2 --keypool %c.pool "
+			 "--in %c.s0 --out %c.t0 2>sift0-%c.log & "
+			 "%s/qkd-sift --role %s %s 127.0.0.1:%d --instance 1/2 --keypool %c.pool "
+			 "--in %c.s1 --out %c.t1 2>sift1-%c.log & "
+			 "%s/qkd-estimate --role %s %s 127.0.0.1:%d --keypool %c.pool "
+			 "--in %c.t0 --in %c.t1 > %c.out 2>%c.log; s=$?; wait; exit $s; }",
+			 c, c, c, c, self->e.bin, role, c, c, c,
+			 self->e.bin, role, conn, self->e.port, c, c, c, c,
+			 self->e.bin, role, conn, self->e.port + 1, c, c, c, c,
+			 self->e.bin, role, conn, self->e.port + 2, c, c, c, c, c);
+	}
+	ASSERT_EQ(0, run_pair(&self->e, a, b, 60));
+	na = read_frames(&self->e, "a.out", fa, MAX_FRAMES);
+	nb = read_frames(&self->e, "b.out", fb, MAX_FRAMES);
+	ASSERT_EQ(9, na);
+	check_consecutive(_metadata, fa, na, fb, nb);
+	for (int i = 0; i < na; i++)
+		ASSERT_EQ(QKD_STATE_ESTIMATED, fa[i]->state);
+	free_frames(fa, na);
+	free_frames(fb, nb);
+}
+
+TEST_HARNESS_MAIN
