@@ -130,4 +130,60 @@ int cascade_alice_handle(struct cascade_alice *a, const uint8_t *req, size_t req
 void cascade_alice_result(const struct cascade_alice *a, struct cascade_result *r);
 void cascade_alice_free(struct cascade_alice *a);
 
+/*
+ * Drivers: many frames in flight over one message link. The link is the
+ * caller's (the authenticated peer channel in qkd-cascade, a socket pair or a
+ * direct call in tests and benches). Every message belongs to one frame (its
+ * key id) so that each frame's transcript can be authenticated on its own.
+ */
+#define CASCADE_MSG_SEGMENT 0x0c01	/* one request or answer segment */
+#define CASCADE_MSG_END 0x0c02		/* Bob: no more frames (key id 0, empty) */
+
+struct cascade_link {
+	void *ctx;
+	/* 0 or -errno */
+	int (*send)(void *ctx, uint64_t key_id, uint16_t type, const uint8_t *buf, size_t len);
+	/* 1 message (valid until the next recv), 0 peer closed, -errno */
+	int (*recv)(void *ctx, uint64_t *key_id, uint16_t *type, const uint8_t **buf, size_t *len);
+};
+
+struct cascade_job {
+	uint64_t key_id;
+	uint8_t *key;		/* n packed bits, 8-byte aligned; Bob's is corrected in place */
+	uint64_t n;
+	double qber;		/* Bob: from the estimation stage; Alice: unused */
+	void *user;
+	/* set by the driver before done() */
+	int status;		/* 0 corrected, -ECANCELED aborted (round limit, peer), -errno */
+	struct cascade_result result;
+	/* driver-private */
+	void *state;
+	bool finished;
+	struct cascade_job *next_done;
+};
+
+/*
+ * Bob: keep up to window frames in flight (window >= 1). next(arg) gives the
+ * next job or NULL when there are no more; done(arg, job) is called for every
+ * job, in the order next() gave them, once its protocol ended (returning
+ * non-zero stops the driver). Ends with a CASCADE_MSG_END message. Returns 0,
+ * or -errno for a link failure (jobs not yet done are then reported with
+ * status -EPIPE).
+ */
+int cascade_bob_drive(struct cascade_session *s, const struct cascade_config *cfg,
+		      const struct cascade_link *l, unsigned window,
+		      struct cascade_job *(*next)(void *arg),
+		      int (*done)(void *arg, struct cascade_job *j), void *arg);
+
+/*
+ * Alice: answer Bob until CASCADE_MSG_END or the link closes. find(arg, key_id)
+ * gives the job Bob names in a START (NULL: Alice has no such frame; Bob is
+ * told and aborts it). done(arg, job) as for Bob, in the order frames started.
+ * A segment Alice refuses is answered with an empty segment, which makes Bob
+ * abort the frame on both sides.
+ */
+int cascade_alice_serve(struct cascade_session *s, const struct cascade_link *l,
+			struct cascade_job *(*find)(void *arg, uint64_t key_id),
+			int (*done)(void *arg, struct cascade_job *j), void *arg);
+
 #endif
