@@ -387,7 +387,7 @@ TEST_F(pipe, frames_above_threshold_are_aborted)
 		ASSERT_EQ(QKD_ABORT_QBER, fa[i]->abort_reason);
 		ASSERT_EQ(QKD_ABORT_QBER, fb[i]->abort_reason);
 		ASSERT_EQ(0u, fa[i]->payload_len);
-		ASSERT_GT(fa[i]->qber_ppm, 150000u);
+		ASSERT_GT(fa[i]->qber_ppm, 110000u); /* why it was aborted */
 	}
 	free_frames(fa, na);
 	free_frames(fb, nb);
