@@ -345,7 +345,9 @@ static bool dir_digest(struct qkd_peer *p, struct transcript *t, int dir, int se
 	}
 	qkd_polyhash_final(&d->h, out);
 	*ctx = d->ctx;
-	return true;
+	/* the sender names the context of its direction; it must be the one
+	 * its first message named */
+	return seq8 < 0 || (uint8_t)seq8 == (uint8_t)d->ctx->seq;
 }
 
 static int send_ctrl(struct qkd_peer *p, uint16_t type, uint64_t key_id, const void *b,
@@ -410,10 +412,12 @@ static int close_exchange(struct qkd_peer *p, uint64_t key_id, struct transcript
 		m = expect_ctrl(p, ty2, key_id, 17, &rc);
 		if (!m)
 			goto out;
-		if (t)
+		if (t) {
 			ok = dir_digest(p, t, 1, m->data[0], d1, &c);
-		else
+		} else {
 			memcpy(d1, fixed[1], 16);
+			ok = m->data[0] == 0; /* no context byte in frame closings */
+		}
 		xor16(want, d1, pads + 16);
 		ok &= !qkd_mac_verify(want, m->data + 1);
 		if (ok)
@@ -444,10 +448,12 @@ static int close_exchange(struct qkd_peer *p, uint64_t key_id, struct transcript
 			qkd_random(pads, sizeof(pads));
 			ok = false;
 		}
-		if (t)
+		if (t) {
 			ok &= dir_digest(p, t, 0, m->data[8], d0, &c);
-		else
+		} else {
 			memcpy(d0, fixed[0], 16);
+			ok &= m->data[8] == 0;
+		}
 		xor16(want, d0, pads);
 		ok &= !qkd_mac_verify(want, m->data + 9);
 		free(m);
@@ -542,17 +548,18 @@ int qkd_peer_auth_defer(struct qkd_peer *p, uint64_t key_id, struct qkd_frame *f
 			&c[1 - dir_out(p)]);
 	free(m);
 	for (int d = 0; d < 2; d++) {
-		if (c[d]) {
+		if (c[d] && (ok || d == dir_out(p))) {
 			xor16(x, f->auth_acc[d], dg[d]);
 			qkd_gf128_mul(f->auth_acc[d], x, c[d]->key);
 		} else {
-			/* unknown context: poison the accumulator so qkd-auth fails */
+			/* unknown or misnamed context: poison the accumulator so
+			 * that qkd-auth fails the block on both sides */
 			qkd_random(f->auth_acc[d], 16);
 		}
 	}
 	if (!ok)
-		peer_note(p, "key id %llu: peer named an unknown context; block will fail "
-			  "authentication", (unsigned long long)key_id);
+		peer_note(p, "key id %llu: peer named an unknown or wrong context; the block "
+			  "will fail authentication", (unsigned long long)key_id);
 	f->auth_stages++;
 	f->auth_ctx = c[0] ? c[0]->id : 0;
 	explicit_bzero(dg, sizeof(dg));

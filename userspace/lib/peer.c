@@ -624,6 +624,8 @@ static int check_hello(struct qkd_peer *p, const uint8_t *b, size_t len)
 	if (len < n + 2 + 4 + 2)
 		return peer_fail(p, EPROTO, "handshake failed: truncated hello");
 	role = b[n];
+	if (b[n + 1])
+		return peer_fail(p, EPROTO, "handshake failed: malformed hello (reserved byte)");
 	n += 2;
 	instance = peer_le32(b + n);
 	n += 4;
