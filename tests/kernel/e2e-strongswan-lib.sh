@@ -46,8 +46,10 @@ ss_conf() {
 	charon {
 		load = random nonce openssl pem pkcs1 x509 pubkey aes sha1 sha2 hmac kdf gmp kernel-netlink socket-default vici
 		install_routes = no
-		retransmit_tries = 2
-		retransmit_timeout = 2
+		# The first CHILD_SA in a fresh VM waits for crypto modules to
+		# autoload under TCG: give the peer time before giving up.
+		retransmit_tries = 4
+		retransmit_timeout = 4
 		plugins {
 			vici {
 				socket = unix://$d/charon.vici
@@ -56,6 +58,7 @@ ss_conf() {
 		filelog {
 			log {
 				path = $d/charon.log
+				time_format = %T
 				default = 1
 				ike = 2
 				cfg = 2

@@ -57,6 +57,9 @@ ok "qkd_keystore loaded, qkd-ppk, qkdctl and charon present"
 
 # XFRM, ESP and veth may be modules; autoloading works too, this is quicker.
 modprobe -a xfrm_user veth esp4 2>/dev/null
+# The ESP AEAD rfc4106(gcm(aes)): its templates load on first use, which is
+# slow under TCG, so instantiate it once before IKE needs it.
+modprobe -a gcm ghash-generic seqiv 2>/dev/null
 ss_netns_up || bail "namespaces alice and bob joined by veth"
 ok "namespaces alice and bob joined by veth"
 
