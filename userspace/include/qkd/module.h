@@ -120,8 +120,12 @@ int qkd_module_init(struct qkd_module *m, const struct qkd_module_desc *d, int a
 
 /*
  * Next input frame, in key-id order across inputs. 1 = frame, 0 = end of input
- * or termination requested, <0 = error (already logged). *f is reused.
- * Blocks while the module is paused.
+ * or termination requested, <0 = error (already logged). *f is set to a frame
+ * owned by the runtime: the module may modify it (and grow it with
+ * qkd_frame_reserve) but must not free it; it stays valid until the next read
+ * and is freed by qkd_module_finish(). Blocks while the module is paused.
+ * ABORTED frames are forwarded to the output by the runtime unless the module
+ * set QKD_SEES_ABORTED.
  */
 int qkd_module_read(struct qkd_module *m, struct qkd_frame **f);
 /* Write a frame to the output chosen by its key id; accounts it in stats. */
