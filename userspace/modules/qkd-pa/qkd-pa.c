@@ -1,0 +1,443 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * qkd-pa: privacy amplification by Toeplitz hashing (qkd/toeplitz.h) with the
+ * output length of the finite-key bound (qkd/finitekey.h) or a fixed ratio.
+ *
+ * Per frame, Alice computes the output length l, draws a fresh Toeplitz seed
+ * of n + l - 1 bits with qkd_random() and sends l and the seed (in parts of
+ * at most SEED_PART bytes); Bob checks that l is within his own bound and
+ * acknowledges; both hash. A block the bound leaves no key for is aborted on
+ * both sides with reason too-short. The seed is public: it discloses nothing
+ * about the key, so disclosed_bits is unchanged.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qkd/finitekey.h"
+#include "qkd/module.h"
+#include "qkd/toeplitz.h"
+
+enum { MSG_SEED = 1, MSG_SEED_PART = 2, MSG_ACK = 3 };
+
+#define SEED_HDR 16
+#define SEED_PART (32u << 20) /* bytes of seed per message, below QKD_PEER_MAX_MSG */
+
+enum { ACK_REFUSED = 0, ACK_OK = 1 };
+
+static char *p_mode;
+static double p_eps_sec, p_eps_cor, p_ratio, p_sample_ratio;
+static int64_t p_min_sample, p_sample_bits;
+static bool p_defer;
+
+static struct qkd_param params[] = {
+	{ "mode", QKD_PARAM_STRING, "finite-key",
+	  "Output length: finite-key (Tomamichel et al. 2012 bound) or fixed (ratio * n)",
+	  true, &p_mode, 0, 0 },
+	{ "eps-sec", QKD_PARAM_DOUBLE, "1e-10",
+	  "Secrecy parameter of the finite-key bound", true, &p_eps_sec, 1e-300, 0.5 },
+	{ "eps-cor", QKD_PARAM_DOUBLE, "1e-12",
+	  "Correctness parameter: the one qkd-confirm uses", true, &p_eps_cor, 1e-300, 0.5 },
+	{ "sample-ratio", QKD_PARAM_DOUBLE, "0.1",
+	  "qkd-estimate's sample-ratio: sets the sample size k of the bound", true,
+	  &p_sample_ratio, 1e-4, 0.9 },
+	{ "min-sample", QKD_PARAM_INT, "64",
+	  "qkd-estimate's min-sample: sets the sample size k of the bound", true,
+	  &p_min_sample, 1, 1e9 },
+	{ "sample-bits", QKD_PARAM_INT, "0",
+	  "Sample size k of the bound in bits when not 0 (overrides sample-ratio and "
+	  "min-sample)", true, &p_sample_bits, 0, 1e12 },
+	{ "ratio", QKD_PARAM_DOUBLE, "0.5",
+	  "Output bits per input bit in fixed mode (no security claim)", true, &p_ratio, 1e-6,
+	  1 },
+	{ "defer-auth", QKD_PARAM_BOOL, "false",
+	  "Fold this stage's transcript into the frame's deferred authentication "
+	  "accumulators (closed by qkd-auth) instead of verifying tags per block here",
+	  false, &p_defer, 0, 0 },
+	{ NULL },
+};
+
+static const struct qkd_module_desc desc = {
+	.name = "qkd-pa",
+	.stage = "pa",
+	.summary = "privacy amplification by Toeplitz hashing",
+	.description =
+		"Reads CONFIRMED frames and writes AMPLIFIED ones. For a block of n bits the "
+		"output length l is, in finite-key mode (Tomamichel, Lim, Gisin, Renner, Nat. "
+		"Commun. 3:634, 2012),\n\n"
+		"    l = floor(n [1 - h(Q + mu)] - leak - log2(2 / (eps-sec^2 eps-cor)))\n"
+		"    mu = sqrt((n + k) / (n k) * (k + 1) / k * ln(2 / eps-sec))\n\n"
+		"with Q the frame's estimated QBER, leak its disclosed_bits (everything error "
+		"correction and confirmation disclosed) and k the size of the sample that "
+		"estimated Q. The frame does not carry k: it is sample-bits when set, otherwise "
+		"max(min-sample, floor(sample-ratio n / (1 - sample-ratio))), which never "
+		"exceeds the sample qkd-estimate took with the same two parameters (so mu is "
+		"never underestimated). In fixed mode l = floor(ratio n).\n\n"
+		"Alice computes l, draws a Toeplitz seed s of n + l - 1 bits from the kernel's "
+		"CSPRNG and sends l and s; Bob computes his own bound and acknowledges if "
+		"Alice's l does not exceed it. Both output y = T x with T[i][j] = s[i - j + n - "
+		"1], computed in O(n log n) as the middle of the product of s and x by an "
+		"additive FFT over GF(2^64) (see Documentation/privacy-amplification.md). A "
+		"block for which l < 1 is aborted on both sides with reason too-short (counted "
+		"as an aborted frame); one Bob refuses is aborted with reason peer. The seed is "
+		"public and independent of the key: disclosed_bits is unchanged. Messages are "
+		"authenticated like every peer message; tags are checked before the frame is "
+		"written (or deferred with defer-auth).",
+	.needs = QKD_NEEDS_INPUT | QKD_NEEDS_OUTPUT | QKD_NEEDS_PEER,
+	.params = params,
+	.examples =
+		"Bob behind qkd-confirm, then Alice, at eps_sec 1e-10 and eps_cor 1e-15:\n"
+		"    qkd-pa --role bob --listen 127.0.0.1:7005 --keypool bob.pool \\\n"
+		"      --eps-cor 1e-15 < bob.confirmed > bob.amplified &\n"
+		"    qkd-pa --role alice --peer 127.0.0.1:7005 --keypool alice.pool \\\n"
+		"      --eps-cor 1e-15 < alice.confirmed > alice.amplified\n\n"
+		"Fixed compression to a quarter, for tests without estimates:\n"
+		"    qkd-pa --role alice --peer 127.0.0.1:7005 --keypool alice.pool \\\n"
+		"      --mode fixed --ratio 0.25",
+};
+
+struct settings {
+	bool fixed;
+	double eps_sec, eps_cor, ratio, sample_ratio;
+	uint64_t min_sample, sample_bits;
+};
+
+static int read_settings(struct qkd_module *m, struct settings *s)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&m->lock);
+	if (!strcmp(p_mode, "fixed"))
+		s->fixed = true;
+	else if (!strcmp(p_mode, "finite-key"))
+		s->fixed = false;
+	else
+		r = -EINVAL;
+	s->eps_sec = p_eps_sec;
+	s->eps_cor = p_eps_cor;
+	s->ratio = p_ratio;
+	s->sample_ratio = p_sample_ratio;
+	s->min_sample = (uint64_t)p_min_sample;
+	s->sample_bits = (uint64_t)p_sample_bits;
+	pthread_mutex_unlock(&m->lock);
+	if (r)
+		qkd_log(m, QKD_LOG_ERR, "mode must be finite-key or fixed, not '%s'", p_mode);
+	return r;
+}
+
+/* The output length this side allows for f (0: none). */
+static uint64_t output_length(struct qkd_module *m, const struct qkd_frame *f,
+			      const struct settings *s)
+{
+	struct qkd_fk_result r;
+	uint64_t n = f->bit_count, k;
+
+	if (s->fixed)
+		return qkd_fk_fixed_length(n, s->ratio);
+	if (f->qber_ppm == QKD_QBER_UNKNOWN) {
+		qkd_log(m, QKD_LOG_WARN, "key %" PRIu64 ": no QBER estimate on the frame; the "
+			"finite-key bound needs one", f->key_id);
+		return 0;
+	}
+	if (s->sample_bits) {
+		k = s->sample_bits;
+	} else {
+		double kr = floor(s->sample_ratio * (double)n / (1 - s->sample_ratio));
+
+		k = kr > (double)s->min_sample ? (uint64_t)kr : s->min_sample;
+	}
+	if (qkd_fk_length(n, k, f->qber_ppm / 1e6, f->disclosed_bits, s->eps_sec, s->eps_cor,
+			  &r))
+		return 0;
+	qkd_log(m, QKD_LOG_DEBUG, "key %" PRIu64 ": n %" PRIu64 " k %" PRIu64 " Q %.5f mu %.5f "
+		"leak %" PRIu64 " penalty %.1f -> l %" PRIu64, f->key_id, n, k, f->qber_ppm / 1e6,
+		r.mu, f->disclosed_bits, r.penalty, r.length);
+	return r.length;
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+static uint64_t *alloc_words(uint64_t bits)
+{
+	return calloc((size_t)((bits + 63) / 64) + 1, 8);
+}
+
+/*
+ * Alice: send l and the seed, wait for Bob's answer. 1 = go (seed in *seed),
+ * 2 = Bob refused, 3 = l is 0 (too short, Bob agreed), 0 = no counterpart,
+ * <0 fatal.
+ */
+static int alice_exchange(struct qkd_module *m, const struct qkd_frame *f, uint64_t l,
+			  uint64_t **seed)
+{
+	uint64_t n = f->bit_count, sbits = l ? n + l - 1 : 0;
+	size_t sbytes = (size_t)((sbits + 7) / 8), off = 0;
+	struct qkd_msg msg;
+	uint8_t *buf;
+	int r;
+
+	*seed = NULL;
+	if (l) {
+		*seed = alloc_words(sbits);
+		if (!*seed)
+			return -ENOMEM;
+		qkd_random(*seed, sbytes);
+		if (sbits % 8)
+			((uint8_t *)*seed)[sbytes - 1] &= (uint8_t)((1u << (sbits % 8)) - 1);
+	}
+	/* first message: header and the first part of the seed */
+	size_t first = sbytes < SEED_PART ? sbytes : SEED_PART;
+
+	buf = malloc(SEED_HDR + first);
+	if (!buf)
+		return -ENOMEM;
+	put_le64(buf, n);
+	put_le64(buf + 8, l);
+	if (first)
+		memcpy(buf + SEED_HDR, *seed, first);
+	r = qkd_module_peer_send(m, f->key_id, MSG_SEED, buf, SEED_HDR + first);
+	free(buf);
+	off = first;
+	while (r > 0 && off < sbytes) {
+		size_t part = sbytes - off < SEED_PART ? sbytes - off : SEED_PART;
+
+		r = qkd_module_peer_send(m, f->key_id, MSG_SEED_PART, (uint8_t *)*seed + off, part);
+		off += part;
+	}
+	if (r <= 0)
+		return r;
+	r = qkd_module_peer_reply(m, f->key_id, MSG_ACK, &msg);
+	if (r <= 0)
+		return r;
+	if (msg.len != 1 || msg.data[0] > ACK_OK) {
+		/* A forgery: the tag exchange that follows fails on both sides. */
+		qkd_log(m, QKD_LOG_WARN, "key %" PRIu64 ": malformed acknowledgement", f->key_id);
+		return 2;
+	}
+	if (msg.data[0] != ACK_OK)
+		return 2;
+	return l ? 1 : 3;
+}
+
+/* Bob: receive l and the seed, check, answer. Return values as alice_exchange. */
+static int bob_exchange(struct qkd_module *m, const struct qkd_frame *f, uint64_t mine,
+			uint64_t *l, uint64_t **seed)
+{
+	uint64_t n = f->bit_count, na, sbits;
+	size_t sbytes, off;
+	struct qkd_msg msg;
+	uint8_t ack = ACK_OK;
+	const char *why = NULL;
+	int r;
+
+	*seed = NULL;
+	r = qkd_module_peer_request(m, f->key_id, MSG_SEED, &msg);
+	if (r <= 0)
+		return r;
+	if (msg.len < SEED_HDR) {
+		why = "seed message shorter than its header";
+		goto refuse;
+	}
+	na = get_le64(msg.data);
+	*l = get_le64(msg.data + 8);
+	if (na != n) {
+		why = "block lengths differ";
+		goto refuse;
+	}
+	if (*l > mine) {
+		why = "Alice's output length exceeds this side's bound (are eps-sec, eps-cor, "
+		      "mode and the sample parameters the same on both sides?)";
+		goto refuse;
+	}
+	sbits = *l ? n + *l - 1 : 0;
+	sbytes = (size_t)((sbits + 7) / 8);
+	if (msg.len - SEED_HDR != (sbytes < SEED_PART ? sbytes : SEED_PART)) {
+		why = "seed part has the wrong length";
+		goto refuse;
+	}
+	if (*l) {
+		*seed = alloc_words(sbits);
+		if (!*seed)
+			return -ENOMEM;
+		memcpy(*seed, msg.data + SEED_HDR, msg.len - SEED_HDR);
+	}
+	off = msg.len - SEED_HDR;
+	while (off < sbytes) {
+		size_t part = sbytes - off < SEED_PART ? sbytes - off : SEED_PART;
+
+		r = qkd_module_peer_reply(m, f->key_id, MSG_SEED_PART, &msg);
+		if (r <= 0)
+			return r;
+		if (msg.len != part) {
+			why = "seed part has the wrong length";
+			goto refuse;
+		}
+		memcpy((uint8_t *)*seed + off, msg.data, part);
+		off += part;
+	}
+	r = qkd_module_peer_send(m, f->key_id, MSG_ACK, &ack, 1);
+	if (r <= 0)
+		return r;
+	return *l ? 1 : 3;
+
+refuse:
+	qkd_log(m, QKD_LOG_WARN, "key %" PRIu64 ": %s; frame refused", f->key_id, why);
+	ack = ACK_REFUSED;
+	r = qkd_module_peer_send(m, f->key_id, MSG_ACK, &ack, 1);
+	return r <= 0 ? r : 2;
+}
+
+static void wipe_free_seed(uint64_t *seed, uint64_t bits)
+{
+	if (seed) {
+		explicit_bzero(seed, ((bits + 63) / 64 + 1) * 8);
+		free(seed);
+	}
+}
+
+/* 1 = amplified frame in out, 0 = abort with *why, <0 fatal. */
+static int amplify_frame(struct qkd_module *m, const struct qkd_frame *f, struct qkd_frame *out,
+			 enum qkd_abort_reason *why)
+{
+	struct settings s;
+	uint64_t l = 0, *seed = NULL, n = f->bit_count;
+	int x, r;
+
+	*why = QKD_ABORT_PEER;
+	if (read_settings(m, &s))
+		return -EINVAL;
+	if (m->role == QKD_ALICE) {
+		l = output_length(m, f, &s);
+		x = alice_exchange(m, f, l, &seed);
+	} else {
+		x = bob_exchange(m, f, output_length(m, f, &s), &l, &seed);
+	}
+	if (x <= 0) {
+		wipe_free_seed(seed, n + l);
+		return x;
+	}
+	r = p_defer ? qkd_peer_auth_defer(m->peer, f->key_id, out)
+		    : qkd_peer_auth_verify(m->peer, f->key_id);
+	if (r == -EBADMSG) {
+		qkd_log(m, QKD_LOG_WARN, "key %" PRIu64 ": authentication failed; no key from "
+			"this block", f->key_id);
+		*why = QKD_ABORT_AUTH;
+		wipe_free_seed(seed, n + l);
+		return 0;
+	}
+	if (r < 0) {
+		qkd_log(m, QKD_LOG_ERR, "key %" PRIu64 ": authentication exchange: %s", f->key_id,
+			qkd_peer_error(m->peer));
+		wipe_free_seed(seed, n + l);
+		return r;
+	}
+	if (x == 2) {
+		wipe_free_seed(seed, n + l);
+		return 0;
+	}
+	if (x == 3) {
+		qkd_log(m, QKD_LOG_INFO, "key %" PRIu64 ": %" PRIu64 " bits yield no key (QBER "
+			"%.4f, %" PRIu64 " bits disclosed); frame dropped", f->key_id, n,
+			f->qber_ppm == QKD_QBER_UNKNOWN ? -1.0 : f->qber_ppm / 1e6,
+			f->disclosed_bits);
+		*why = QKD_ABORT_TOO_SHORT;
+		return 0;
+	}
+	if (qkd_frame_reserve(out, qkd_bits_to_bytes(l))) {
+		qkd_log(m, QKD_LOG_ERR, "out of memory");
+		wipe_free_seed(seed, n + l);
+		return -ENOMEM;
+	}
+	r = qkd_toeplitz_hash((uint64_t *)out->payload, seed, (const uint64_t *)f->payload, n, l);
+	wipe_free_seed(seed, n + l);
+	if (r) {
+		qkd_log(m, QKD_LOG_ERR, "key %" PRIu64 ": Toeplitz hashing failed: %s", f->key_id,
+			strerror(-r));
+		return r;
+	}
+	out->key_id = f->key_id;
+	out->state = QKD_STATE_AMPLIFIED;
+	out->flags = f->flags;
+	out->qber_ppm = f->qber_ppm;
+	out->bit_count = l;
+	out->payload_len = qkd_bits_to_bytes(l);
+	out->disclosed_bits = f->disclosed_bits;
+	out->auth_ctx = f->auth_ctx;
+	out->abort_reason = 0;
+	if (!p_defer) {
+		memcpy(out->auth_acc, f->auth_acc, sizeof(out->auth_acc));
+		out->auth_stages = f->auth_stages;
+	}
+	qkd_log(m, QKD_LOG_DEBUG, "key %" PRIu64 ": %" PRIu64 " -> %" PRIu64 " bits", f->key_id,
+		n, l);
+	return 1;
+}
+
+int main(int argc, char **argv)
+{
+	struct qkd_module m;
+	struct qkd_frame *f = NULL, *out;
+	int r;
+
+	if (qkd_module_init(&m, &desc, argc, argv))
+		return 2;
+	out = qkd_frame_new(4096);
+	if (!out) {
+		qkd_log(&m, QKD_LOG_ERR, "out of memory");
+		qkd_module_fail(&m);
+		return qkd_module_finish(&m);
+	}
+	while ((r = qkd_module_read(&m, &f)) > 0) {
+		enum qkd_abort_reason why;
+
+		if (f->state != QKD_STATE_CONFIRMED) {
+			qkd_log(&m, QKD_LOG_ERR, "key %" PRIu64 ": input frame is %s, not confirmed; "
+				"is qkd-pa in the right place?", f->key_id,
+				qkd_frame_state_name(f->state));
+			qkd_module_fail(&m);
+			break;
+		}
+		if (p_defer) {
+			/* Deferred digests are folded into out: start from the input's. */
+			memcpy(out->auth_acc, f->auth_acc, sizeof(out->auth_acc));
+			out->auth_stages = f->auth_stages;
+		}
+		r = f->bit_count ? amplify_frame(&m, f, out, &why) : 0;
+		if (!f->bit_count)
+			why = QKD_ABORT_TOO_SHORT;
+		if (r > 0) {
+			r = qkd_module_write(&m, out);
+		} else {
+			out->key_id = f->key_id;
+			out->flags = f->flags;
+			out->qber_ppm = f->qber_ppm;
+			out->disclosed_bits = f->disclosed_bits;
+			out->auth_ctx = f->auth_ctx;
+			if (r < 0) {
+				qkd_module_abort_frame(&m, out, QKD_ABORT_PEER);
+				qkd_module_fail(&m);
+				break;
+			}
+			r = qkd_module_abort_frame(&m, out, why);
+		}
+		if (r < 0)
+			break;
+	}
+	qkd_frame_free(out);
+	return qkd_module_finish(&m);
+}
