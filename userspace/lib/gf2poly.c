@@ -532,7 +532,8 @@ static int fft_product_bits(uint64_t *out, uint64_t start, uint64_t nbits,
 
 	if (k > MAX_LOG)
 		return -EINVAL;
-	size_t N = (size_t)1 << k, bytes = N * sizeof(uint64_t);
+	/* aligned_alloc wants a multiple of the alignment */
+	size_t N = (size_t)1 << k, bytes = (N * sizeof(uint64_t) + 63) & ~(size_t)63;
 	uint64_t *fa = aligned_alloc(64, bytes), *fb = aligned_alloc(64, bytes);
 
 	if (!fa || !fb) {
