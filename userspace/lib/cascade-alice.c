@@ -21,6 +21,7 @@ struct cascade_alice {
 	uint32_t k[CASCADE_MAX_PASSES];
 	uint64_t nb[CASCADE_MAX_PASSES];
 	uint64_t *copy[CASCADE_MAX_PASSES]; /* permuted key of pass p (p >= 1), lazy */
+	const struct cascade_perm *mp[CASCADE_MAX_PASSES]; /* two-block passes */
 	bool started, finished;
 	uint64_t disclosed, corrected, rounds;
 	uint8_t *out;
@@ -165,12 +166,12 @@ static int handle_start(struct cascade_alice *a, const uint8_t *q, size_t len)
 		if (p && nb <= 2) {
 			const uint64_t *m;
 
-			if (nb == 2) {
-				m = cascade_perm_half_mask(a->ps, a->sess->seed, p, k);
-				if (!m)
-					return -ENOMEM;
+			m = cascade_perm_half_mask(a->ps, a->sess->seed, p, k);
+			if (!m)
+				return -ENOMEM;
+			a->mp[p] = &a->ps->perm[p];
+			if (nb == 2)
 				put_bit(bits, bit++, cascade_masked_parity(a->key, m, nw));
-			}
 			continue;
 		}
 		const uint64_t *w = pass_bits(a, p);
@@ -225,6 +226,16 @@ static int handle_query(struct cascade_alice *a, const uint8_t *q, size_t len)
 		l = s + a->k[pass] <= a->n ? a->k[pass] : a->n - s;
 		if (cascade_node_range(node, &s, &l))
 			return -EBADMSG;
+		if (a->mp[pass]) {
+			const struct cascade_perm *mp = a->mp[pass];
+			uint64_t r = s - blk * a->k[pass];
+
+			put_bit(bits, i, cascade_mask_parity(a->key, mp->half_mask, (unsigned)blk,
+							     cascade_mask_select(mp, a->n, (unsigned)blk, r),
+							     cascade_mask_select(mp, a->n, (unsigned)blk,
+										 r + l - 1)));
+			continue;
+		}
 		w = pass_bits(a, (unsigned)pass);
 		if (!w)
 			return -ENOMEM;

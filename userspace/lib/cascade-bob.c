@@ -41,6 +41,10 @@ struct req {
 	uint64_t node;
 };
 
+struct cursor {
+	uint32_t h, off, len;
+};
+
 struct vec32 {
 	uint32_t *v;
 	size_t len, cap;
@@ -58,15 +62,20 @@ struct cascade_bob {
 	uint64_t *alice_top[CASCADE_MAX_PASSES];
 	uint64_t *bob_top[CASCADE_MAX_PASSES];
 	uint64_t *copy[CASCADE_MAX_PASSES];	/* [0] = key */
-	const uint64_t *mask[CASCADE_MAX_PASSES]; /* two-block passes without copy */
 	const uint32_t *inv[CASCADE_MAX_PASSES];
 	const uint32_t *fwd[CASCADE_MAX_PASSES];
 	struct vec32 work[CASCADE_MAX_PASSES];
 	uint64_t pending[CASCADE_MAX_PASSES];
-	/* Known Alice parities of sub-blocks: open addressing, key 0 = empty. */
-	uint64_t *hkey;
-	uint8_t *hval;	/* 0/1 parity, 2 = asked, answer outstanding */
+	/*
+	 * Known Alice parities of sub-blocks: open addressing, 0 = empty;
+	 * value 0/1 parity, 2 = asked, answer outstanding.
+	 */
+	uint64_t *htab;
 	uint64_t hcap, hused;
+	/* Where each block's search stands; h == 0: start at the root. */
+	struct cursor *cur[CASCADE_MAX_PASSES];
+	/* Two-block passes: block 0 = mask members, searched in original order. */
+	const struct cascade_perm *mp[CASCADE_MAX_PASSES];
 	struct req *reqs;
 	size_t nreq, req_cap;
 	uint8_t *out;
@@ -79,9 +88,10 @@ struct cascade_bob {
 #define HV_PENDING 2
 #define HV_ABSENT 3
 
+/* Entry: node id << 2 | value; node id = pass << 57 | block << 29 | node. */
 static inline uint64_t hkey_of(unsigned p, uint64_t blk, uint64_t node)
 {
-	return ((uint64_t)p << 58) | (blk << 30) | node;
+	return ((uint64_t)p << 57) | (blk << 29) | node;
 }
 
 static inline uint64_t hslot(uint64_t key, uint64_t cap)
@@ -89,31 +99,23 @@ static inline uint64_t hslot(uint64_t key, uint64_t cap)
 	return (key * 0x9e3779b97f4a7c15ull) >> (64 - __builtin_ctzll(cap));
 }
 
-static int hgrow(struct cascade_bob *b)
+static int hgrow(struct cascade_bob *b, uint64_t ncap)
 {
-	uint64_t ncap = b->hcap ? b->hcap * 2 : 4096;
-	uint64_t *nk = calloc(ncap, sizeof(*nk));
-	uint8_t *nv = malloc(ncap);
+	uint64_t *nt = calloc(ncap, sizeof(*nt));
 
-	if (!nk || !nv) {
-		free(nk);
-		free(nv);
+	if (!nt)
 		return -ENOMEM;
-	}
 	for (uint64_t i = 0; i < b->hcap; i++) {
-		uint64_t s;
+		uint64_t e = b->htab[i], s;
 
-		if (!b->hkey[i])
+		if (!e)
 			continue;
-		for (s = hslot(b->hkey[i], ncap); nk[s]; s = (s + 1) & (ncap - 1))
+		for (s = hslot(e >> 2, ncap); nt[s]; s = (s + 1) & (ncap - 1))
 			;
-		nk[s] = b->hkey[i];
-		nv[s] = b->hval[i];
+		nt[s] = e;
 	}
-	free(b->hkey);
-	free(b->hval);
-	b->hkey = nk;
-	b->hval = nv;
+	free(b->htab);
+	b->htab = nt;
 	b->hcap = ncap;
 	return 0;
 }
@@ -121,27 +123,28 @@ static int hgrow(struct cascade_bob *b)
 static inline unsigned hget(const struct cascade_bob *b, uint64_t key)
 {
 	for (uint64_t s = hslot(key, b->hcap);; s = (s + 1) & (b->hcap - 1)) {
-		if (b->hkey[s] == key)
-			return b->hval[s];
-		if (!b->hkey[s])
+		uint64_t e = b->htab[s];
+
+		if ((e >> 2) == key)
+			return (unsigned)(e & 3);
+		if (!e)
 			return HV_ABSENT;
 	}
 }
 
-static int hset(struct cascade_bob *b, uint64_t key, uint8_t val)
+static int hset(struct cascade_bob *b, uint64_t key, unsigned val)
 {
 	uint64_t s;
 
-	if ((b->hused + 1) * 2 > b->hcap && hgrow(b))
+	if ((b->hused + 1) * 2 > b->hcap && hgrow(b, b->hcap * 2))
 		return -ENOMEM;
-	for (s = hslot(key, b->hcap); b->hkey[s]; s = (s + 1) & (b->hcap - 1)) {
-		if (b->hkey[s] == key) {
-			b->hval[s] = val;
+	for (s = hslot(key, b->hcap); b->htab[s]; s = (s + 1) & (b->hcap - 1)) {
+		if ((b->htab[s] >> 2) == key) {
+			b->htab[s] = key << 2 | val;
 			return 0;
 		}
 	}
-	b->hkey[s] = key;
-	b->hval[s] = val;
+	b->htab[s] = key << 2 | val;
 	b->hused++;
 	return 0;
 }
@@ -224,8 +227,16 @@ struct cascade_bob *cascade_bob_new(struct cascade_session *s, const struct casc
 		if (!b->alice_top[p] || !b->bob_top[p])
 			goto nomem;
 	}
-	if (hgrow(b))
-		goto nomem;
+	{
+		/* Room for the parities a frame typically needs at half load. */
+		double want = 3.0 * (double)n * cascade_binary_entropy(qber < 0.5 ? qber : 0.1);
+		uint64_t cap = 4096;
+
+		while ((double)cap < want && cap < (1ull << 30))
+			cap *= 2;
+		if (hgrow(b, cap))
+			goto nomem;
+	}
 	b->state = B_INIT;
 	return b;
 nomem:
@@ -246,9 +257,9 @@ void cascade_bob_free(struct cascade_bob *b)
 		if (p)
 			wipe_free(b->copy[p], b->nw * 8);
 		free(b->work[p].v);
+		free(b->cur[p]);
 	}
-	wipe_free(b->hkey, b->hcap * 8);
-	wipe_free(b->hval, b->hcap);
+	wipe_free(b->htab, b->hcap * 8);
 	free(b->reqs);
 	wipe_free(b->out, b->out_cap);
 	if (b->ps)
@@ -302,7 +313,6 @@ static int ensure_copy(struct cascade_bob *b, unsigned p)
 	cascade_gather(b->copy[p], b->key, pm->fwd, b->n);
 	b->fwd[p] = pm->fwd;
 	b->inv[p] = pm->inv;
-	b->mask[p] = NULL;
 	return 0;
 }
 
@@ -310,6 +320,9 @@ static int activate(struct cascade_bob *b, unsigned p)
 {
 	uint64_t nb = b->nb[p], k = b->k[p];
 
+	b->cur[p] = calloc(nb, sizeof(struct cursor));
+	if (!b->cur[p])
+		return -ENOMEM;
 	if (p && nb <= 2) {
 		/* Block 0 is the masked half; block 1 the rest. */
 		const uint64_t *m = cascade_perm_half_mask(b->ps, b->sess->seed, p, k);
@@ -317,7 +330,7 @@ static int activate(struct cascade_bob *b, unsigned p)
 
 		if (!m)
 			return -ENOMEM;
-		b->mask[p] = m;
+		b->mp[p] = &b->ps->perm[p];
 		par0 = cascade_masked_parity(b->key, m, b->nw);
 		if (nb == 2) {
 			for (uint64_t i = 0; i < b->nw; i++)
@@ -363,8 +376,9 @@ static int flip(struct cascade_bob *b, uint64_t i)
 			cascade_flip(b->copy[p], pos);
 			blk = pos / b->k[p];
 		} else {
-			blk = cascade_bit(b->mask[p], i) ? 0 : 1;
+			blk = cascade_bit(b->mp[p]->half_mask, i) ? 0 : 1;
 		}
+		b->cur[p][blk].h = 0; /* the block changed: its search restarts */
 		cascade_flip(b->bob_top[p], blk);
 		if (diff(b, p, blk) && push(&b->work[p], (uint32_t)blk))
 			return -ENOMEM;
@@ -388,24 +402,51 @@ static int add_req(struct cascade_bob *b, unsigned p, uint64_t blk, uint64_t nod
 	return hset(b, hkey_of(p, blk, node), HV_PENDING);
 }
 
-/* Walk odd block blk of pass p towards an error: flip it, or ask. */
+/* Bob's parity of sub-block [s, s + len) of block blk of pass p. */
+static inline unsigned node_parity(const struct cascade_bob *b, unsigned p, uint64_t blk,
+				   uint64_t s, uint64_t len)
+{
+	const struct cascade_perm *mp = b->mp[p];
+
+	if (mp) {
+		uint64_t r = s - blk * b->k[p];
+
+		return cascade_mask_parity(b->key, mp->half_mask, (unsigned)blk,
+					   cascade_mask_select(mp, b->n, (unsigned)blk, r),
+					   cascade_mask_select(mp, b->n, (unsigned)blk, r + len - 1));
+	}
+	return cascade_range_parity(b->copy[p], s, len);
+}
+
+/*
+ * Walk odd block blk of pass p towards an error: flip it, or ask. The walk
+ * resumes where it stopped unless a flip touched the block since.
+ */
 static int descend(struct cascade_bob *b, unsigned p, uint64_t blk)
 {
-	uint64_t s = blk * b->k[p], len = block_len(b, p, blk), h = 1, pos;
-	const uint64_t *w;
+	struct cursor *c = &b->cur[p][blk];
+	uint64_t base = blk * b->k[p], s, len, h, pos;
 
-	if (p && !b->copy[p] && ensure_copy(b, p))
-		return -ENOMEM;
-	w = b->copy[p];
+	if (c->h) {
+		h = c->h;
+		s = base + c->off;
+		len = c->len;
+	} else {
+		h = 1;
+		s = base;
+		len = block_len(b, p, blk);
+	}
 	while (len > 1) {
 		uint64_t l = (len + 1) / 2;
 		unsigned v = hget(b, hkey_of(p, blk, 2 * h));
 
-		if (v == HV_ABSENT)
-			return add_req(b, p, blk, 2 * h);
-		if (v == HV_PENDING)
-			return 0;
-		if (v ^ cascade_range_parity(w, s, l)) {
+		if (v >= HV_PENDING) {
+			c->h = (uint32_t)h;
+			c->off = (uint32_t)(s - base);
+			c->len = (uint32_t)len;
+			return v == HV_ABSENT ? add_req(b, p, blk, 2 * h) : 0;
+		}
+		if (v ^ node_parity(b, p, blk, s, l)) {
 			h = 2 * h;
 			len = l;
 		} else {
@@ -414,7 +455,10 @@ static int descend(struct cascade_bob *b, unsigned p, uint64_t blk)
 			len -= l;
 		}
 	}
-	pos = p ? b->fwd[p][s] : s;
+	if (b->mp[p])
+		pos = cascade_mask_select(b->mp[p], b->n, (unsigned)blk, s - base);
+	else
+		pos = p ? b->fwd[p][s] : s;
 	return flip(b, pos);
 }
 

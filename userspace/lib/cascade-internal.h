@@ -27,6 +27,7 @@ struct cascade_perm {
 	uint32_t *fwd;
 	uint32_t *inv;
 	uint64_t *half_mask;
+	uint32_t *rank1;	/* rank1[w]: members of half_mask in words < w */
 	uint64_t half;		/* split point half_mask was built for; 0 none */
 };
 
@@ -50,6 +51,16 @@ const struct cascade_perm *cascade_perm_pass(struct cascade_perm_set *ps, const 
 /* half_mask for split point half (generated on first use). NULL on ENOMEM. */
 const uint64_t *cascade_perm_half_mask(struct cascade_perm_set *ps, const uint8_t *seed,
 				       unsigned p, uint64_t half);
+
+/*
+ * Passes of at most two blocks are never gathered: block 0 is the set of
+ * half_mask, block 1 its complement, and a sub-block is a range of members in
+ * original order. select gives the original position of member r of block
+ * blk; mask_parity the parity of key bits of block blk in positions [a, e].
+ */
+uint64_t cascade_mask_select(const struct cascade_perm *pm, uint64_t n, unsigned blk, uint64_t r);
+unsigned cascade_mask_parity(const uint64_t *key, const uint64_t *mask, unsigned blk, uint64_t a,
+			     uint64_t e);
 
 /* out[j] = in[fwd[j]] for j < n, padding bits of out cleared. */
 void cascade_gather(uint64_t *out, const uint64_t *in, const uint32_t *fwd, uint64_t n);

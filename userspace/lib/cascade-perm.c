@@ -105,6 +105,7 @@ static void perm_set_free(struct cascade_perm_set *ps)
 		free(ps->perm[p].fwd);
 		free(ps->perm[p].inv);
 		free(ps->perm[p].half_mask);
+		free(ps->perm[p].rank1);
 	}
 	free(ps);
 }
@@ -211,14 +212,66 @@ const uint64_t *cascade_perm_half_mask(struct cascade_perm_set *ps, const uint8_
 		return pm->half_mask;
 	if (!pm->half_mask) {
 		pm->half_mask = malloc(nw * 8);
-		if (!pm->half_mask)
+		pm->rank1 = malloc((nw + 1) * sizeof(uint32_t));
+		if (!pm->half_mask || !pm->rank1) {
+			free(pm->half_mask);
+			free(pm->rank1);
+			pm->half_mask = NULL;
+			pm->rank1 = NULL;
 			return NULL;
+		}
 	}
 	memset(pm->half_mask, 0, nw * 8);
 	for (uint64_t j = 0; j < half && j < ps->n; j++)
 		cascade_flip(pm->half_mask, pm->fwd[j]);
+	pm->rank1[0] = 0;
+	for (uint64_t w = 0; w < nw; w++)
+		pm->rank1[w + 1] = pm->rank1[w] + (uint32_t)__builtin_popcountll(pm->half_mask[w]);
 	pm->half = half;
 	return pm->half_mask;
+}
+
+/* Position of the r-th set bit of x (r < popcount(x)). */
+static inline unsigned select64(uint64_t x, unsigned r)
+{
+	while (r--)
+		x &= x - 1;
+	return (unsigned)__builtin_ctzll(x);
+}
+
+uint64_t cascade_mask_select(const struct cascade_perm *pm, uint64_t n, unsigned blk, uint64_t r)
+{
+	uint64_t nw = cascade_words(n), lo = 0, hi = nw;
+
+	/* Largest word w with rank(w) <= r, where rank counts members before word w. */
+	while (hi - lo > 1) {
+		uint64_t mid = (lo + hi) / 2;
+		uint64_t rk = blk ? 64 * mid - pm->rank1[mid] : pm->rank1[mid];
+
+		if (rk <= r)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	uint64_t rk = blk ? 64 * lo - pm->rank1[lo] : pm->rank1[lo];
+	uint64_t w = blk ? ~pm->half_mask[lo] : pm->half_mask[lo];
+
+	return 64 * lo + select64(w, (unsigned)(r - rk));
+}
+
+unsigned cascade_mask_parity(const uint64_t *key, const uint64_t *mask, unsigned blk, uint64_t a,
+			     uint64_t e)
+{
+	uint64_t inv = blk ? ~0ull : 0, wa = a >> 6, we = e >> 6, x;
+
+	if (wa == we)
+		return (unsigned)__builtin_parityll(key[wa] & (mask[wa] ^ inv) &
+						    (~0ull << (a & 63)) & (~0ull >> (63 - (e & 63))));
+	x = key[wa] & (mask[wa] ^ inv) & (~0ull << (a & 63));
+	for (uint64_t i = wa + 1; i < we; i++)
+		x ^= key[i] & (mask[i] ^ inv);
+	x ^= key[we] & (mask[we] ^ inv) & (~0ull >> (63 - (e & 63)));
+	return (unsigned)__builtin_parityll(x);
 }
 
 void cascade_gather(uint64_t *out, const uint64_t *in, const uint32_t *fwd, uint64_t n)
