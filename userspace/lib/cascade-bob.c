@@ -72,6 +72,14 @@ struct cascade_bob {
 	 */
 	uint64_t *htab;
 	uint64_t hcap, hused;
+	/*
+	 * Passes with small blocks keep known parities in place instead: 2 bits
+	 * per node of every block's tree (0 unknown, 1 asked, 2 + parity),
+	 * stride nodes per block, so a block's whole tree is one or two cache
+	 * lines.
+	 */
+	uint64_t *tree[CASCADE_MAX_PASSES];
+	uint64_t stride[CASCADE_MAX_PASSES];
 	/* Where each block's search stands; h == 0: start at the root. */
 	struct cursor *cur[CASCADE_MAX_PASSES];
 	/* Two-block passes: block 0 = mask members, searched in original order. */
@@ -149,6 +157,32 @@ static int hset(struct cascade_bob *b, uint64_t key, unsigned val)
 	return 0;
 }
 
+/* Known parity of node of block blk of pass p: 0/1, HV_PENDING or HV_ABSENT. */
+static inline unsigned known_get(const struct cascade_bob *b, unsigned p, uint64_t blk,
+				 uint64_t node)
+{
+	if (b->tree[p]) {
+		uint64_t i = blk * b->stride[p] + node;
+		unsigned v = (unsigned)(b->tree[p][i >> 5] >> (2 * (i & 31))) & 3;
+
+		return v >= 2 ? v - 2 : (v ? HV_PENDING : HV_ABSENT);
+	}
+	return hget(b, hkey_of(p, blk, node));
+}
+
+static inline int known_set(struct cascade_bob *b, unsigned p, uint64_t blk, uint64_t node,
+			    unsigned val)
+{
+	if (b->tree[p]) {
+		uint64_t i = blk * b->stride[p] + node, *w = &b->tree[p][i >> 5];
+		unsigned code = val == HV_PENDING ? 1 : 2 + val;
+
+		*w = (*w & ~(3ull << (2 * (i & 31)))) | ((uint64_t)code << (2 * (i & 31)));
+		return 0;
+	}
+	return hset(b, hkey_of(p, blk, node), val);
+}
+
 static int push(struct vec32 *v, uint32_t x)
 {
 	if (v->len == v->cap) {
@@ -222,19 +256,25 @@ struct cascade_bob *cascade_bob_new(struct cascade_session *s, const struct casc
 		goto nomem;
 	for (unsigned p = 0; p < b->passes; p++) {
 		b->nb[p] = (n + b->k[p] - 1) / b->k[p];
+		if (b->nb[p] > 2 && b->k[p] <= 65536) {
+			/* Heap indices of a block of k bits stay below 2^(ceil(log2 k) + 1). */
+			uint64_t stride = 2;
+
+			while (stride < 2ull * b->k[p])
+				stride *= 2;
+			b->stride[p] = stride;
+			b->tree[p] = zalloc_words((b->nb[p] * stride + 31) / 32);
+			if (!b->tree[p])
+				goto nomem;
+		}
 		b->alice_top[p] = zalloc_words(cascade_words(b->nb[p]));
 		b->bob_top[p] = zalloc_words(cascade_words(b->nb[p]));
 		if (!b->alice_top[p] || !b->bob_top[p])
 			goto nomem;
 	}
 	{
-		/* Room for the parities a frame typically needs at half load. */
-		double want = 3.0 * (double)n * cascade_binary_entropy(qber < 0.5 ? qber : 0.1);
-		uint64_t cap = 4096;
-
-		while ((double)cap < want && cap < (1ull << 30))
-			cap *= 2;
-		if (hgrow(b, cap))
+		/* Only passes with big blocks use the table: few entries. */
+		if (hgrow(b, 4096))
 			goto nomem;
 	}
 	b->state = B_INIT;
@@ -258,6 +298,7 @@ void cascade_bob_free(struct cascade_bob *b)
 			wipe_free(b->copy[p], b->nw * 8);
 		free(b->work[p].v);
 		free(b->cur[p]);
+		wipe_free(b->tree[p], (b->nb[p] * b->stride[p] + 31) / 32 * 8);
 	}
 	wipe_free(b->htab, b->hcap * 8);
 	free(b->reqs);
@@ -399,7 +440,7 @@ static int add_req(struct cascade_bob *b, unsigned p, uint64_t blk, uint64_t nod
 	}
 	b->reqs[b->nreq++] = (struct req){ .pass = p, .blk = (uint32_t)blk, .node = node };
 	b->pending[p]++;
-	return hset(b, hkey_of(p, blk, node), HV_PENDING);
+	return known_set(b, p, blk, node, HV_PENDING);
 }
 
 /* Bob's parity of sub-block [s, s + len) of block blk of pass p. */
@@ -438,7 +479,7 @@ static int descend(struct cascade_bob *b, unsigned p, uint64_t blk)
 	}
 	while (len > 1) {
 		uint64_t l = (len + 1) / 2;
-		unsigned v = hget(b, hkey_of(p, blk, 2 * h));
+		unsigned v = known_get(b, p, blk, 2 * h);
 
 		if (v >= HV_PENDING) {
 			c->h = (uint32_t)h;
@@ -609,7 +650,7 @@ static int reply_query(struct cascade_bob *b, const uint8_t *bits, size_t len)
 		return -EBADMSG;
 	for (size_t i = 0; i < b->nreq; i++) {
 		const struct req *r = &b->reqs[i];
-		int ret = hset(b, hkey_of(r->pass, r->blk, r->node), (bits[i >> 3] >> (i & 7)) & 1);
+		int ret = known_set(b, r->pass, r->blk, r->node, (bits[i >> 3] >> (i & 7)) & 1);
 
 		if (ret)
 			return ret;

@@ -119,6 +119,14 @@ static inline int cascade_node_range(uint64_t h, uint64_t *start, uint64_t *len)
 {
 	int depth = 63 - __builtin_clzll(h);
 
+	if (!(*len & (*len - 1))) {
+		/* Power-of-two block: every level halves exactly. */
+		if (depth >= 63 || (*len >> depth) == 0)
+			return -1;
+		*len >>= depth;
+		*start += (h - (1ull << depth)) * *len;
+		return 0;
+	}
 	for (int d = depth - 1; d >= 0; d--) {
 		uint64_t l = (*len + 1) / 2;
 
