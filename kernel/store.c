@@ -182,6 +182,7 @@ int qks_key_push(struct qks_link *link, u64 id, const void *data, u32 len,
 {
 	struct qks_key *k, *back;
 	struct key *kkey;
+	bool dead;
 	u32 avail;
 	int err;
 
@@ -253,7 +254,15 @@ int qks_key_push(struct qks_link *link, u64 id, const void *data, u32 len,
 		}
 		return 0;
 	}
+	/* Linked after qks_link_kill() cleared the keyring? Undo that link. */
+	spin_lock(&link->lock);
+	dead = link->dead;
+	spin_unlock(&link->lock);
+	if (dead)
+		key_unlink(link->keyring, kkey);
 	key_put(kkey);
+	if (dead)
+		return -ENOENT;
 	wake_up_interruptible(&link->wq);
 	qks_event_new_key(link->net, link->name, id, len, avail);
 	return 0;
@@ -552,6 +561,11 @@ static void qks_link_kill(struct qks_net *qn, struct qks_link *link)
 	spin_unlock(&link->lock);
 
 	wake_up_interruptible_all(&link->wq);
+	/*
+	 * Unlink the keys first: each key's payload holds the link, which holds
+	 * the keyring, which would hold the keys forever once invalidated.
+	 */
+	keyring_clear(link->keyring);
 	list_for_each_entry_safe(k, tmp, &victims, free)
 		qks_key_free(k);
 	key_invalidate(link->keyring);

@@ -28,7 +28,7 @@ SS_NS_A=alice SS_NS_B=bob
 SS_IP_A=10.99.1.1 SS_IP_B=10.99.1.2
 . tests/kernel/e2e-strongswan-lib.sh
 
-echo "1..14"
+echo "1..15"
 
 cleanup() {
 	ss_cleanup
@@ -44,7 +44,7 @@ hexkey() { od -An -tx1 -v "$1" | tr -d ' \n'; }
 bail() { # the rest cannot run: report it and stop with the plan honoured
 	fail "$1"
 	ss_dump_logs
-	while [ "$tap_n" -lt 14 ]; do fail "not run: $1"; done
+	while [ "$tap_n" -lt 15 ]; do fail "not run: $1"; done
 	exit 1
 }
 
@@ -116,6 +116,11 @@ else
 	fail "swanctl --list-sas shows the IKE_SA with PPK on both sides"
 fi
 sed -n '1,12s/^/#   /p' "$SS_DIR/a/sas.out"
+if ppk b sas qkd | grep -q '^qkd #[0-9]* ESTABLISHED bob\.\.\.alice ppk=yes$'; then
+	ok "qkd-ppk sas on bob reports the IKE_SA with ppk=yes"
+else
+	fail "qkd-ppk sas on bob reports the IKE_SA with ppk=yes"
+fi
 check "charon used PPK_ID qkd:ab:1" \
 	grep -q "using PPK for PPK_ID 'qkd:ab:1'" "$SS_DIR/a/charon.log" "$SS_DIR/b/charon.log"
 if ss_ping && ss_esp_used; then
