@@ -200,6 +200,12 @@ TEST(decode_refuses_malformed)
 	msg[1] = 0;
 	ASSERT_EQ(-EBADMSG, qkd_confirm_decode(msg, len, &pd, &n, &d, &err));
 	msg[1] = 1;
+	msg[16] = 128; /* tag bits: 1..127, and 0 for 128 */
+	ASSERT_EQ(-EBADMSG, qkd_confirm_decode(msg, len, &pd, &n, &d, &err));
+	msg[16] = 255;
+	ASSERT_EQ(-EBADMSG, qkd_confirm_decode(msg, len, &pd, &n, &d, &err));
+	msg[16] = (uint8_t)p.tag_bits[0];
+	ASSERT_EQ(0, qkd_confirm_decode(msg, len, &pd, &n, &d, &err));
 	msg[len - 1] |= 0x80; /* padding bit of a 52-bit tag */
 	ASSERT_EQ(-EBADMSG, qkd_confirm_decode(msg, len, &pd, &n, &d, &err));
 	free(msg);

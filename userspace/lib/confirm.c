@@ -169,6 +169,11 @@ int qkd_confirm_decode(const uint8_t *buf, size_t len, struct qkd_confirm_plan *
 		}
 		unsigned bits = buf[off] ? buf[off] : 128, tb = (bits + 7) / 8;
 
+		if (buf[off] >= 128) {
+			/* 128 is written as 0: one encoding per message */
+			why = "confirmation tag bit count out of range";
+			break;
+		}
 		if (len - off - 17 < tb) {
 			why = "confirmation tag truncated";
 			break;

@@ -22,7 +22,7 @@
  *
  * Wire format of Alice's message (little-endian):
  *	u8 version (1), u8 r, u16 zero, u32 zero, u64 n,
- *	r times: u8 t_i (0 stands for 128), 16-byte hash key, ceil(t_i / 8) tag bytes (bits beyond
+ *	r times: u8 t_i (1..127, 0 stands for 128), 16-byte hash key, ceil(t_i / 8) tag bytes (bits beyond
  *	t_i zero).
  * Bob's answer: u8 verdict (1 = tags equal, 0 = different).
  */
