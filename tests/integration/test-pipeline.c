@@ -12,7 +12,9 @@
  *     in the key add up to the truth;
  *   - frames above the threshold are aborted on both sides;
  *   - SIGTERM to the sources or to the middle stages loses no accepted frame;
- *   - parallel instances (--out x2, --instance I/2, --in x2) restore key-id order.
+ *   - parallel instances (--out x2, --instance I/2, --in x2) restore key-id order;
+ *   - a single bit flipped by a man in the middle in any sifting message makes
+ *     the authentication fail on both sides and that frame yields no key.
  * Binaries come from $QKD_BUILD/bin (default build/bin).
  */
 #include <errno.h>
@@ -23,6 +25,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -36,6 +42,8 @@
 #include "qkd/poslist.h"
 #include "qkd/raw.h"
 #include "qkd/stream.h"
+/* The relay below parses the peer framing: take its constants from the source. */
+#include "../../userspace/lib/peer-impl.h"
 
 #define MAX_FRAMES 64
 #define CMD 8192
@@ -50,6 +58,19 @@ struct env {
 	char bin[1024];
 	int port;
 };
+
+static int port_free(int port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a))) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
 
 static void env_init(struct env *e)
 {
@@ -72,14 +93,32 @@ static void env_init(struct env *e)
 		 "cp a.pool.spent b.pool.spent", e->dir);
 	if (system(cmd))
 		abort();
-	qkd_random(&r, sizeof(r));
-	e->port = 20000 + (int)(r % 20000);
+	/* Six consecutive loopback ports nobody is bound to right now. */
+	for (int tries = 0; tries < 100; tries++) {
+		int ok = 1;
+
+		qkd_random(&r, sizeof(r));
+		e->port = 20000 + (int)(r % 20000);
+		for (int i = 0; i < 6 && ok; i++) {
+			int fd = port_free(e->port + i);
+
+			ok = fd >= 0;
+			if (fd >= 0)
+				close(fd);
+		}
+		if (ok)
+			break;
+	}
 }
 
 static void env_free(struct env *e)
 {
 	char cmd[128];
 
+	if (getenv("QKD_KEEP")) {
+		fprintf(stderr, "# kept %s\n", e->dir);
+		return;
+	}
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", e->dir);
 	if (system(cmd))
 		fprintf(stderr, "could not remove %s\n", e->dir);
@@ -531,6 +570,184 @@ TEST_F(pipe, parallel_instances_restore_order)
 	check_consecutive(_metadata, fa, na, fb, nb);
 	for (int i = 0; i < na; i++)
 		ASSERT_EQ(QKD_STATE_ESTIMATED, fa[i]->state);
+	free_frames(fa, na);
+	free_frames(fb, nb);
+}
+
+/*
+ * Man in the middle for one peer channel: accepts Alice on listen_port,
+ * connects to Bob on bob_port and relays, parsing the peer framing
+ * (PEER_HDR_LEN-byte header: le32 length, le16 type, u8 kind, u8 ctx, le64 key id). In the data
+ * message of (direction, key id, type) given by each rule it flips one bit of
+ * the body at the given offset from the end. Runs in a child process.
+ */
+struct flip {
+	int dir;		/* 0: Alice -> Bob, 1: Bob -> Alice */
+	uint64_t key_id;
+	uint16_t type;
+	long offset;		/* byte of the body; negative: from the end (-1 = last) */
+	uint8_t mask;
+};
+
+static int tcp_listen(int port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) || listen(fd, 1))
+		return -1;
+	return fd;
+}
+
+static int tcp_connect_retry(int port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+
+	for (int i = 0; i < 1000; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		if (!connect(fd, (struct sockaddr *)&a, sizeof(a)))
+			return fd;
+		close(fd);
+		usleep(10000);
+	}
+	return -1;
+}
+
+static void relay(int listen_port, int bob_port, const struct flip *rules, int nrules)
+{
+	int lfd = tcp_listen(listen_port), fd[2];
+	uint8_t *buf[2];
+	size_t len[2] = { 0, 0 }, cap = 1 << 24;
+
+	if (lfd < 0)
+		_exit(3);
+	fd[0] = accept(lfd, NULL, NULL);	/* Alice */
+	fd[1] = tcp_connect_retry(bob_port);	/* Bob */
+	if (fd[0] < 0 || fd[1] < 0)
+		_exit(4);
+	buf[0] = malloc(cap);
+	buf[1] = malloc(cap);
+	for (;;) {
+		struct pollfd p[2] = { { fd[0], POLLIN, 0 }, { fd[1], POLLIN, 0 } };
+
+		if (poll(p, 2, 60000) <= 0)
+			_exit(5);
+		for (int d = 0; d < 2; d++) {
+			ssize_t n;
+			size_t off = 0;
+
+			if (!(p[d].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			n = read(fd[d], buf[d] + len[d], cap - len[d]);
+			if (n <= 0) {
+				/* One side closed: pass the close on and finish. */
+				shutdown(fd[!d], SHUT_WR);
+				_exit(0);
+			}
+			len[d] += (size_t)n;
+			/* Forward every complete message, altered where a rule says so. */
+			while (len[d] - off >= PEER_HDR_LEN) {
+				uint8_t *h = buf[d] + off;
+				uint32_t blen = (uint32_t)h[0] | (uint32_t)h[1] << 8 |
+						(uint32_t)h[2] << 16 | (uint32_t)h[3] << 24;
+				uint16_t type = (uint16_t)(h[4] | h[5] << 8);
+				uint64_t key = 0;
+
+				if (len[d] - off < PEER_HDR_LEN + (size_t)blen)
+					break;
+				for (int i = 7; i >= 0; i--)
+					key = key << 8 | h[8 + i];
+				for (int r = 0; r < nrules; r++) {
+					long at = rules[r].offset < 0 ? (long)blen + rules[r].offset
+								      : rules[r].offset;
+
+					if (h[6] == PEER_KIND_DATA && rules[r].dir == d && rules[r].key_id == key &&
+					    rules[r].type == type && at >= 0 && at < (long)blen)
+						h[PEER_HDR_LEN + at] ^= rules[r].mask;
+				}
+				if (write(fd[!d], h, PEER_HDR_LEN + blen) != (ssize_t)(PEER_HDR_LEN + blen))
+					_exit(6);
+				off += PEER_HDR_LEN + blen;
+			}
+			memmove(buf[d], buf[d] + off, len[d] - off);
+			len[d] -= off;
+		}
+	}
+}
+
+TEST_F(pipe, flipped_bit_in_peer_message_yields_no_key)
+{
+	/*
+	 * One bit of Bob's detection announcement of key 2 (in the last byte:
+	 * basis bits, so it still parses) and one bit of Alice's match mask of
+	 * key 4 (first byte).
+	 */
+	static const struct flip rules[] = {
+		{ 1, 2, 1, -1, 0x01 },
+		{ 0, 4, 2, 0, 0x01 },
+	};
+	char a[CMD], b[CMD];
+	struct qkd_frame *fa[MAX_FRAMES], *fb[MAX_FRAMES];
+	struct truth t[MAX_FRAMES];
+	int na, nb, proxy_port = self->e.port + 5;
+	uint64_t in, out;
+	pid_t mitm, pa, pb;
+
+	mitm = fork();
+	if (mitm == 0)
+		relay(proxy_port, self->e.port, rules, 2);
+	snprintf(b, CMD,
+		 "%s/qkd-sim --role bob --seed 77 --frames 6 --slots 100000 --truth truth "
+		 "2>sim-b.log | %s/qkd-sift --role bob --listen 127.0.0.1:%d --keypool b.pool "
+		 "> b.out 2>b.log", self->e.bin, self->e.bin, self->e.port);
+	snprintf(a, CMD,
+		 "%s/qkd-sim --role alice --seed 77 --frames 6 --slots 100000 2>sim-a.log | "
+		 "%s/qkd-sift --role alice --peer 127.0.0.1:%d --keypool a.pool > a.out 2>a.log",
+		 self->e.bin, self->e.bin, proxy_port);
+	pb = spawn(&self->e, b);
+	pa = spawn(&self->e, a);
+	ASSERT_EQ(0, wait_for(pa, 60));
+	ASSERT_EQ(0, wait_for(pb, 60));
+	ASSERT_EQ(0, wait_for(mitm, 10));
+	na = read_frames(&self->e, "a.out", fa, MAX_FRAMES);
+	nb = read_frames(&self->e, "b.out", fb, MAX_FRAMES);
+	ASSERT_EQ(6, read_truth(&self->e, "truth", t, MAX_FRAMES));
+	ASSERT_EQ(6, na);
+	ASSERT_EQ(6, nb);
+	for (int i = 0; i < 6; i++) {
+		if (i == 2 || i == 4) {
+			ASSERT_EQ(QKD_STATE_ABORTED, fa[i]->state);
+			ASSERT_EQ(QKD_STATE_ABORTED, fb[i]->state);
+			ASSERT_EQ(QKD_ABORT_AUTH, fa[i]->abort_reason);
+			ASSERT_EQ(QKD_ABORT_AUTH, fb[i]->abort_reason);
+			ASSERT_EQ(0u, fa[i]->payload_len);
+			continue;
+		}
+		ASSERT_EQ(QKD_STATE_SIFTED, fa[i]->state);
+		ASSERT_EQ(t[i].sifted, fa[i]->bit_count);
+		ASSERT_EQ(t[i].errors, qkd_bits_hamming(fa[i]->payload, fb[i]->payload,
+							fa[i]->bit_count));
+	}
+	/* Counted as authentication failures on both sides. */
+	for (int side = 0; side < 2; side++) {
+		char path[256], line[1024];
+		FILE *f;
+		int found = 0;
+
+		snprintf(path, sizeof(path), "%s/%c.log", self->e.dir, side ? 'b' : 'a');
+		f = fopen(path, "r");
+		ASSERT_NE(NULL, f);
+		while (fgets(line, sizeof(line), f))
+			found |= strstr(line, "2 aborted") && strstr(line, "2 auth failures");
+		fclose(f);
+		ASSERT_TRUE(found);
+	}
+	ASSERT_EQ(0, log_counts(&self->e, "a.log", &in, &out));
+	ASSERT_EQ(6u, out);
 	free_frames(fa, na);
 	free_frames(fb, nb);
 }
