@@ -29,6 +29,23 @@ int charon_unload_shared(struct vici_conn *c, const char *id, char *err, size_t 
  */
 int charon_list_shared(struct vici_conn *c, int (*fn)(const char *id, void *arg), void *arg);
 
+/* One IKE_SA as list-sas reports it (the fields qkd-ppk shows). */
+struct charon_ike_sa {
+	char name[256];
+	char uniqueid[24];
+	char state[32];
+	char local_id[256];
+	char remote_id[256];
+	bool ppk;		/* a PPK was mixed into its keys */
+};
+
+/*
+ * list-sas (streamed list-sa events), optionally only IKE_SAs of connection
+ * ike: fn for each. The number of IKE_SAs or -errno.
+ */
+int charon_list_ike_sas(struct vici_conn *c, const char *ike,
+			int (*fn)(const struct charon_ike_sa *sa, void *arg), void *arg);
+
 /* version: daemon name and version into buf ("charon 5.9.8"). */
 int charon_version(struct vici_conn *c, char *buf, size_t len);
 

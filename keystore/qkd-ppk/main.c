@@ -21,6 +21,7 @@ static const char usage[] =
 "       qkd-ppk [OPTIONS] list [--all]\n"
 "       qkd-ppk [OPTIONS] unload PPK-ID...\n"
 "       qkd-ppk [OPTIONS] keys LINK\n"
+"       qkd-ppk [OPTIONS] sas [CONNECTION]\n"
 "       qkd-ppk [OPTIONS] version\n"
 "\n"
 "Hand QKD keys from the kernel key store (qkd_keystore.ko) to strongSwan's\n"
@@ -47,6 +48,10 @@ static const char usage[] =
 "        used them are established: charon wipes its copy.\n"
 "  keys LINK\n"
 "        List the key ids LINK holds in the key store (no key material).\n"
+"  sas [CONNECTION]\n"
+"        List charon's IKE_SAs (of CONNECTION only, if given), one per line:\n"
+"        connection, #unique id, state, local id...remote id, and ppk=yes if a\n"
+"        PPK was mixed into the SA's keys, else ppk=no.\n"
 "  version\n"
 "        Check that charon answers on the socket and print its version.\n"
 "\n"
@@ -319,6 +324,31 @@ static int cmd_keys(const struct opts *o, int argc, char **argv)
 	return EX_OK;
 }
 
+static int print_sa(const struct charon_ike_sa *sa, void *arg)
+{
+	printf("%s #%s %s %s...%s ppk=%s\n", sa->name, sa->uniqueid, sa->state, sa->local_id,
+	       sa->remote_id, sa->ppk ? "yes" : "no");
+	return 0;
+}
+
+static int cmd_sas(const struct opts *o, int argc, char **argv)
+{
+	struct vici_conn c;
+	int ret, ex;
+
+	if (argc > 1) {
+		fputs("qkd-ppk: sas takes at most one connection name\n", stderr);
+		return EX_USAGE;
+	}
+	ex = open_charon(o, &c);
+	if (ex)
+		return ex;
+	ret = charon_list_ike_sas(&c, argc ? argv[0] : NULL, print_sa, NULL);
+	ex = ret < 0 ? charon_error("list-sas", ret, "") : EX_OK;
+	vici_close(&c);
+	return ex;
+}
+
 static int cmd_version(const struct opts *o, int argc, char **argv)
 {
 	struct vici_conn c;
@@ -430,7 +460,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind >= argc) {
-		fputs("qkd-ppk: missing command (load, list, unload, keys, version); "
+		fputs("qkd-ppk: missing command (load, list, unload, keys, sas, version); "
 		      "try 'qkd-ppk --help'\n", stderr);
 		return EX_USAGE;
 	}
@@ -445,6 +475,8 @@ int main(int argc, char **argv)
 		return cmd_unload(&o, argc, argv);
 	if (!strcmp(cmd, "keys"))
 		return cmd_keys(&o, argc, argv);
+	if (!strcmp(cmd, "sas"))
+		return cmd_sas(&o, argc, argv);
 	if (!strcmp(cmd, "version"))
 		return cmd_version(&o, argc, argv);
 	fprintf(stderr, "qkd-ppk: unknown command '%s'; try 'qkd-ppk --help'\n", cmd);

@@ -26,10 +26,10 @@ SS_DIR=$(mktemp -d /tmp/qkd-ppk-test.XXXXXX)
 SS_CHILDLESS=1
 . tests/kernel/e2e-strongswan-lib.sh
 
-echo "1..21"
+echo "1..22"
 if [ "$(id -u)" -ne 0 ] || [ ! -x "$SS_CHARON" ] || ! command -v swanctl >/dev/null ||
    ! ip netns add "qkdppk-probe$$" 2>/dev/null; then
-	for i in $(seq 21); do skip "strongswan-ppk: needs root, netns and strongSwan"; done
+	for i in $(seq 22); do skip "strongswan-ppk: needs root, netns and strongSwan"; done
 	exit 0
 fi
 ip netns del "qkdppk-probe$$"
@@ -124,6 +124,12 @@ if ss_initiate && ss_sa_has_ppk a && ss_sa_has_ppk b; then
 else
 	fail "IKEv2 with ppk_required = yes established with the QKD PPK"
 	ss_dump_logs
+fi
+if ppk a sas qkd | grep -q '^qkd #[0-9]* ESTABLISHED alice\.\.\.bob ppk=yes$'; then
+	ok "qkd-ppk sas (list-sas over VICI) reports ppk=yes"
+else
+	fail "qkd-ppk sas (list-sas over VICI) reports ppk=yes"
+	ppk a sas | sed 's/^/#   /'
 fi
 check "charon used PPK_ID qkd:ab:1" grep -q "using PPK for PPK_ID 'qkd:ab:1'" "$SS_DIR/a/charon.log"
 hex1=$(od -An -tx1 "$SS_DIR/k1" | tr -d ' \n')
