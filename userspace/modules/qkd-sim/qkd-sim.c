@@ -27,7 +27,8 @@ static struct qkd_param params[] = {
 	  9.2e18 },
 	{ "slots", QKD_PARAM_INT, "1000000", "Time slots (pulses) per frame", false, &p_slots, 1,
 	  1 << 28 },
-	{ "frames", QKD_PARAM_INT, "0", "Frames to produce; 0 runs until SIGTERM/SIGINT", false,
+	{ "frames", QKD_PARAM_INT, "0", "Frames to produce in this run (with --instance I/N: key "
+	  "ids to step through); 0 runs until SIGTERM/SIGINT", false,
 	  &p_frames, 0, 9.2e18 },
 	{ "first-key-id", QKD_PARAM_INT, "0", "Key id of the first frame; later ones count up",
 	  false, &p_first, 0, 9.2e18 },
@@ -212,7 +213,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
-	end = p_frames ? (uint64_t)p_first + (uint64_t)p_frames : UINT64_MAX;
+	/* --frames counts this run's frames, also when resuming. */
+	end = p_frames ? next_key_id + (uint64_t)p_frames : UINT64_MAX;
 	deadline = mono_ns();
 	while (next_key_id < end && !qkd_module_stopping(&m)) {
 		struct qkd_sim_params sp;
@@ -251,6 +253,18 @@ int main(int argc, char **argv)
 		if (write_side(&m, &alice, "alice") < 0 || write_side(&m, &bob, "bob") < 0) {
 			ret = -1;
 			break;
+		}
+		if (!(alice.on && !alice.s) && !(bob.on && !bob.s)) {
+			/* Neither side went through qkd_module_write: account here. */
+			pthread_mutex_lock(&m.lock);
+			if (!m.stats.start_ns) {
+				m.stats.start_ns = mono_ns();
+				if (m.state == QKD_MOD_READY)
+					m.state = QKD_MOD_RUNNING;
+			}
+			m.stats.frames_out++;
+			m.stats.bits_out += (uint64_t)p_slots;
+			pthread_mutex_unlock(&m.lock);
 		}
 		if (truth) {
 			fprintf(truth,
