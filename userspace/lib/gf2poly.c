@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "qkd/toeplitz.h"
 #include "gf2poly-impl.h"
@@ -231,12 +232,15 @@ static inline uint64_t cantor_point(uint64_t v)
  * f holds d * M elements of es words, d a power of two. Rewrite it as its
  * expansion sum_j h_j(y) T^j, T = y^M + y, deg h_j < M: digit j lands in
  * elements [j M, (j + 1) M). Recursively: divide by T^{d/2} = y^{dM/2} + y^{d/2}.
+ *
+ * Elements from len on are zero and stay zero (every step only adds higher
+ * elements into lower ones), so the zero tail of a short operand is skipped.
  */
-static void taylor_fwd(uint64_t *f, size_t d, size_t M, size_t es)
+static void taylor_fwd(uint64_t *f, size_t d, size_t M, size_t es, size_t len)
 {
-	if (d <= 1)
+	if (d <= 1 || !len)
 		return;
-	size_t half = d / 2, D = half * M, g = D - half, hi = d * M;
+	size_t half = d / 2, D = half * M, g = D - half, hi = len < d * M ? len : d * M;
 
 	/* elements t >= D, from the top: f[t - g] ^= f[t]; chunks of <= g are independent */
 	while (hi > D) {
@@ -245,8 +249,8 @@ static void taylor_fwd(uint64_t *f, size_t d, size_t M, size_t es)
 		qkd_memxor64(f + (lo - g) * es, f + lo * es, (hi - lo) * es);
 		hi = lo;
 	}
-	taylor_fwd(f, half, M, es);
-	taylor_fwd(f + D * es, half, M, es);
+	taylor_fwd(f, half, M, es, len < D ? len : D);
+	taylor_fwd(f + D * es, half, M, es, len > D ? len - D : 0);
 }
 
 static void taylor_inv(uint64_t *f, size_t d, size_t M, size_t es)
@@ -329,10 +333,10 @@ static inline void convert4_inv_1(uint64_t *f)
 }
 
 
-/* Monomial -> novel basis, 2^k elements of es words. */
-static void convert_fwd(uint64_t *f, unsigned k, size_t es)
+/* Monomial -> novel basis, 2^k elements of es words, zero from element len on. */
+static void convert_fwd(uint64_t *f, unsigned k, size_t es, size_t len)
 {
-	if (k <= 1)
+	if (k <= 1 || !len)
 		return;
 	if (es == 1 && k == 4) {
 		convert4_fwd_1(f);
@@ -351,10 +355,13 @@ static void convert_fwd(uint64_t *f, unsigned k, size_t es)
 	unsigned s = split_of(k);
 	size_t M = (size_t)1 << s, rows = (size_t)1 << (k - s);
 
-	taylor_fwd(f, rows, M, es);
-	convert_fwd(f, k - s, es * M);
-	for (size_t r = 0; r < rows; r++)
-		convert_fwd(f + r * M * es, s, es);
+	taylor_fwd(f, rows, M, es, len);
+	/* rows below the last non-zero one are mixed into, never above it */
+	size_t used = (len + M - 1) / M;
+
+	convert_fwd(f, k - s, es * M, used);
+	for (size_t r = 0; r < used && r < rows; r++)
+		convert_fwd(f + r * M * es, s, es, len - r * M < M ? len - r * M : M);
 }
 
 static void convert_inv(uint64_t *f, unsigned k, size_t es)
@@ -426,6 +433,32 @@ static void fft_fwd(const struct qkd_gf64_ops *o, uint64_t *f, unsigned k, uint6
 	fft_fwd(o, f + half, k - 1, off + half);
 }
 
+/*
+ * fft_fwd for f that is zero from element len on: where b is zero the
+ * butterfly is a copy (a stays, b = a), and a half of the block that is
+ * all zero before the copy is full after it.
+ */
+static void fft_fwd_prefix(const struct qkd_gf64_ops *o, uint64_t *f, unsigned k, uint64_t off,
+			   size_t len)
+{
+	size_t half = (size_t)1 << (k - 1);
+
+	if (k <= 4 || len >= 2 * half) {
+		fft_fwd(o, f, k, off);
+		return;
+	}
+	if (len <= half) {
+		memcpy(f + half, f, len * sizeof(*f));
+		fft_fwd_prefix(o, f, k - 1, off, len);
+		fft_fwd_prefix(o, f + half, k - 1, off + half, len);
+		return;
+	}
+	o->bfly_fwd(f, f + half, len - half, cantor_point(off >> (k - 1)));
+	memcpy(f + len, f + (len - half), (2 * half - len) * sizeof(*f));
+	fft_fwd(o, f, k - 1, off);
+	fft_fwd(o, f + half, k - 1, off + half);
+}
+
 static void fft_inv(const struct qkd_gf64_ops *o, uint64_t *f, unsigned k, uint64_t off)
 {
 	if (k == 0)
@@ -480,6 +513,26 @@ static inline uint64_t product_word(const uint64_t *f, size_t N, uint64_t q)
 	return w;
 }
 
+/*
+ * Work arrays: 64-byte aligned; from 4 MiB on 2 MiB aligned and marked for
+ * transparent huge pages, since the FFT's outer levels stride over the whole
+ * array and would otherwise miss the TLB on every access.
+ */
+static uint64_t *alloc_work(size_t bytes)
+{
+	const size_t huge = 2u << 20;
+
+	if (bytes >= 2 * huge) {
+		size_t b = (bytes + huge - 1) & ~(huge - 1);
+		uint64_t *p = aligned_alloc(huge, b);
+
+		if (p)
+			madvise(p, b, MADV_HUGEPAGE); /* a hint; fine if refused */
+		return p;
+	}
+	return aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+}
+
 static void wipe_free(uint64_t *p, size_t words)
 {
 	if (p) {
@@ -532,9 +585,8 @@ static int fft_product_bits(uint64_t *out, uint64_t start, uint64_t nbits,
 
 	if (k > MAX_LOG)
 		return -EINVAL;
-	/* aligned_alloc wants a multiple of the alignment */
-	size_t N = (size_t)1 << k, bytes = (N * sizeof(uint64_t) + 63) & ~(size_t)63;
-	uint64_t *fa = aligned_alloc(64, bytes), *fb = aligned_alloc(64, bytes);
+	size_t N = (size_t)1 << k, bytes = N * sizeof(uint64_t);
+	uint64_t *fa = alloc_work(bytes), *fb = alloc_work(bytes);
 
 	if (!fa || !fb) {
 		free(fa);
@@ -543,10 +595,12 @@ static int fft_product_bits(uint64_t *out, uint64_t start, uint64_t nbits,
 	}
 	unpack_pieces(fa, N, a, na);
 	unpack_pieces(fb, N, b, nb);
-	convert_fwd(fa, k, 1);
-	convert_fwd(fb, k, 1);
-	fft_fwd(o, fa, k, 0);
-	fft_fwd(o, fb, k, 0);
+	size_t la = (size_t)((na + 31) / 32), lb = (size_t)((nb + 31) / 32);
+
+	convert_fwd(fa, k, 1, la);
+	convert_fwd(fb, k, 1, lb);
+	fft_fwd_prefix(o, fa, k, 0, la);
+	fft_fwd_prefix(o, fb, k, 0, lb);
 	o->pointwise(fa, fb, N);
 	wipe_free(fb, N);
 	fft_inv(o, fa, k, 0);
