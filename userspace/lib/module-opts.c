@@ -153,7 +153,7 @@ int qkd_param_assign(struct qkd_module *m, struct qkd_param *p, const char *valu
 			return -EINVAL;
 		}
 		if (bounded(p) && ((double)v < p->min || (double)v > p->max)) {
-			snprintf(err, errlen, "%lld is out of range [%.17g, %.17g]", v, p->min, p->max);
+			snprintf(err, errlen, "%s is out of range [%.0f, %.0f]", value, p->min, p->max);
 			return -ERANGE;
 		}
 		pthread_mutex_lock(&m->lock);
@@ -176,7 +176,7 @@ int qkd_param_assign(struct qkd_module *m, struct qkd_param *p, const char *valu
 			return -EINVAL;
 		}
 		if (bounded(p) && (v < p->min || v > p->max)) {
-			snprintf(err, errlen, "%.17g is out of range [%.17g, %.17g]", v, p->min, p->max);
+			snprintf(err, errlen, "%s is out of range [%g, %g]", value, p->min, p->max);
 			return -ERANGE;
 		}
 		pthread_mutex_lock(&m->lock);
