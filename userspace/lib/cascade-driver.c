@@ -34,10 +34,20 @@ static void order_add(struct order *o, struct cascade_job *j)
 	o->tail = j;
 }
 
-/* Hand back finished jobs from the head, in start order. */
+/*
+ * Hand back the finished jobs at the head, in start order, once they include
+ * 'batch' joined jobs (or all of them when force). Both sides evaluate this
+ * after every message, so they hand back the same jobs at the same point.
+ */
 static int order_retire(struct order *o, int (*done)(void *, struct cascade_job *), void *arg,
-			unsigned *queued)
+			unsigned *queued, unsigned batch, bool force)
 {
+	unsigned joined = 0;
+
+	for (struct cascade_job *j = o->head; j && j->finished; j = j->next_done)
+		joined += j->joined;
+	if (!force && joined < batch)
+		return 0;
 	while (o->head && o->head->finished) {
 		struct cascade_job *j = o->head;
 
@@ -101,7 +111,7 @@ static void bob_finish(struct cascade_job *j, int status)
 }
 
 int cascade_bob_drive(struct cascade_session *s, const struct cascade_config *cfg,
-		      const struct cascade_link *l, unsigned window,
+		      const struct cascade_link *l, unsigned window, unsigned batch,
 		      struct cascade_job *(*next)(void *arg),
 		      int (*done)(void *arg, struct cascade_job *j), void *arg)
 {
@@ -114,6 +124,8 @@ int cascade_bob_drive(struct cascade_session *s, const struct cascade_config *cf
 
 	if (!window)
 		window = 1;
+	if (!batch)
+		batch = 1;
 	for (;;) {
 		const uint8_t *seg, *in;
 		size_t len, inlen, idx;
@@ -131,6 +143,13 @@ int cascade_bob_drive(struct cascade_session *s, const struct cascade_config *cf
 			order_add(&ord, j);
 			queued++;
 			memset(&j->result, 0, sizeof(j->result));
+			j->joined = false;
+			if (j->skip) {
+				j->state = NULL;
+				j->status = 0;
+				j->finished = true;
+				continue;
+			}
 			j->state = cascade_bob_new(s, cfg, j->key, j->n, j->qber);
 			if (!j->state) {
 				/* Alice only learns of the frame to abort it. */
@@ -151,14 +170,13 @@ int cascade_bob_drive(struct cascade_session *s, const struct cascade_config *cf
 			if (ret)
 				goto fail;
 		}
-		ret = order_retire(&ord, done, arg, &queued);
+		if (!act.len && !more)
+			break;
+		ret = order_retire(&ord, done, arg, &queued, batch, false);
 		if (ret)
 			goto fail;
-		if (!act.len) {
-			if (!more && !ord.head)
-				break;
+		if (!act.len)
 			continue;
-		}
 		r = l->recv(l->ctx, &key_id, &type, &in, &inlen);
 		if (r <= 0) {
 			ret = r ? r : -EPIPE;
@@ -169,6 +187,8 @@ int cascade_bob_drive(struct cascade_session *s, const struct cascade_config *cf
 			ret = -EPROTO;
 			goto fail;
 		}
+		if (inlen && !j->joined)
+			j->joined = true; /* Alice answered START: she has the frame */
 		r = cascade_bob_reply(j->state, in, inlen);
 		if (r) {
 			/* Refused by Alice, or a malformed answer: end it on both sides. */
@@ -193,7 +213,10 @@ int cascade_bob_drive(struct cascade_session *s, const struct cascade_config *cf
 			bob_finish(j, r == 2 && res.ok ? 0 : (r < 0 ? r : -ECANCELED));
 		}
 	}
+	/* END first: Alice hands back her last batch when it arrives. */
 	ret = l->send(l->ctx, 0, CASCADE_MSG_END, NULL, 0);
+	if (!ret)
+		ret = order_retire(&ord, done, arg, &queued, batch, true);
 	free(act.v);
 	return ret;
 fail:
@@ -202,7 +225,7 @@ fail:
 	for (struct cascade_job *j = ord.head; j; j = j->next_done)
 		if (!j->finished)
 			bob_finish(j, -EPIPE);
-	order_retire(&ord, done, arg, &queued);
+	order_retire(&ord, done, arg, &queued, batch, true);
 	free(act.v);
 	return ret;
 }
@@ -221,7 +244,7 @@ static void alice_finish(struct cascade_job *j, int status)
 	j->finished = true;
 }
 
-int cascade_alice_serve(struct cascade_session *s, const struct cascade_link *l,
+int cascade_alice_serve(struct cascade_session *s, const struct cascade_link *l, unsigned batch,
 			struct cascade_job *(*find)(void *arg, uint64_t key_id),
 			int (*done)(void *arg, struct cascade_job *j), void *arg)
 {
@@ -255,8 +278,12 @@ int cascade_alice_serve(struct cascade_session *s, const struct cascade_link *l,
 		}
 		j = active_find(&act, key_id, &idx);
 		if (!j) {
-			if (inlen >= 1 && in[0] == CASCADE_OP_ABORT)
-				continue; /* a frame Alice already refused or never had */
+			if (inlen >= 1 && in[0] == CASCADE_OP_ABORT) {
+				/* A frame Alice never had: nothing to close on either side. */
+				if (l->forget)
+					l->forget(l->ctx, key_id);
+				continue;
+			}
 			j = inlen >= 1 && in[0] == CASCADE_OP_START ? find(arg, key_id) : NULL;
 			if (!j) {
 				ret = l->send(l->ctx, key_id, CASCADE_MSG_SEGMENT, NULL, 0);
@@ -267,6 +294,7 @@ int cascade_alice_serve(struct cascade_session *s, const struct cascade_link *l,
 			memset(&j->result, 0, sizeof(j->result));
 			j->status = 0;
 			j->key_id = key_id;
+			j->joined = true;
 			order_add(&ord, j);
 			queued++;
 			j->state = cascade_alice_new(s, j->key, j->n);
@@ -294,7 +322,7 @@ int cascade_alice_serve(struct cascade_session *s, const struct cascade_link *l,
 		}
 		if (ret)
 			goto fail;
-		ret = order_retire(&ord, done, arg, &queued);
+		ret = order_retire(&ord, done, arg, &queued, batch ? batch : 1, false);
 		if (ret)
 			goto fail;
 	}
@@ -303,7 +331,7 @@ int cascade_alice_serve(struct cascade_session *s, const struct cascade_link *l,
 fail:
 	for (size_t i = 0; i < act.len; i++)
 		alice_finish(act.v[i], -EPIPE);
-	order_retire(&ord, done, arg, &queued);
+	order_retire(&ord, done, arg, &queued, 1, true);
 	free(act.v);
 	return ret;
 }

@@ -145,10 +145,13 @@ struct cascade_link {
 	int (*send)(void *ctx, uint64_t key_id, uint16_t type, const uint8_t *buf, size_t len);
 	/* 1 message (valid until the next recv), 0 peer closed, -errno */
 	int (*recv)(void *ctx, uint64_t *key_id, uint16_t *type, const uint8_t **buf, size_t *len);
+	/* optional: drop the transcript of a key id the peer has no frame for */
+	void (*forget)(void *ctx, uint64_t key_id);
 };
 
 struct cascade_job {
 	uint64_t key_id;
+	bool skip;		/* Bob: no protocol, just hand it back in order */
 	uint8_t *key;		/* n packed bits, 8-byte aligned; Bob's is corrected in place */
 	uint64_t n;
 	double qber;		/* Bob: from the estimation stage; Alice: unused */
@@ -156,6 +159,7 @@ struct cascade_job {
 	/* set by the driver before done() */
 	int status;		/* 0 corrected, -ECANCELED aborted (round limit, peer), -errno */
 	struct cascade_result result;
+	bool joined;		/* Bob: Alice took part (a transcript to close on both sides) */
 	/* driver-private */
 	void *state;
 	bool finished;
@@ -165,25 +169,48 @@ struct cascade_job {
 /*
  * Bob: keep up to window frames in flight (window >= 1). next(arg) gives the
  * next job or NULL when there are no more; done(arg, job) is called for every
- * job, in the order next() gave them, once its protocol ended (returning
- * non-zero stops the driver). Ends with a CASCADE_MSG_END message. Returns 0,
- * or -errno for a link failure (jobs not yet done are then reported with
- * status -EPIPE).
+ * job, in the order next() gave them, after its protocol ended (returning
+ * non-zero stops the driver).
+ *
+ * done() is called in batches, at the same point of the message stream on
+ * both sides: whenever the finished jobs at the head of the order include
+ * 'batch' jobs Alice took part in (job->joined), and at the end. So done() may
+ * run a blocking exchange with the peer for each joined job (closing its
+ * authentication transcript) and both sides meet there without a pipeline
+ * stall per frame. Jobs that are not joined only exist on Bob's side: close
+ * their transcript locally (forget).
+ *
+ * Ends with a CASCADE_MSG_END message. Returns 0, or -errno for a link
+ * failure (jobs not yet done are then reported with status -EPIPE).
  */
 int cascade_bob_drive(struct cascade_session *s, const struct cascade_config *cfg,
-		      const struct cascade_link *l, unsigned window,
+		      const struct cascade_link *l, unsigned window, unsigned batch,
 		      struct cascade_job *(*next)(void *arg),
 		      int (*done)(void *arg, struct cascade_job *j), void *arg);
 
 /*
  * Alice: answer Bob until CASCADE_MSG_END or the link closes. find(arg, key_id)
  * gives the job Bob names in a START (NULL: Alice has no such frame; Bob is
- * told and aborts it). done(arg, job) as for Bob, in the order frames started.
- * A segment Alice refuses is answered with an empty segment, which makes Bob
+ * told and aborts it, and the link's forget drops that key id's transcript).
+ * done(arg, job) as for Bob, in the same batches (batch must be Bob's). A
+ * segment Alice refuses is answered with an empty segment, which makes Bob
  * abort the frame on both sides.
  */
-int cascade_alice_serve(struct cascade_session *s, const struct cascade_link *l,
+int cascade_alice_serve(struct cascade_session *s, const struct cascade_link *l, unsigned batch,
 			struct cascade_job *(*find)(void *arg, uint64_t key_id),
 			int (*done)(void *arg, struct cascade_job *j), void *arg);
+
+/*
+ * Over libqkd's authenticated peer channel (qkd/peer.h): a link whose
+ * messages are qkd_send/qkd_recv on p, each under its frame's key id; and the
+ * session seed agreed from both sides' fresh nonces under key id
+ * CASCADE_SEED_KEY_ID, whose transcript is verified before the seed is used.
+ */
+struct qkd_peer;
+#define CASCADE_MSG_NONCE 0x0c03
+#define CASCADE_SEED_KEY_ID UINT64_MAX
+void cascade_link_peer(struct cascade_link *l, struct qkd_peer *p);
+/* 0, -EBADMSG if the exchange failed authentication, other -errno. */
+int cascade_peer_agree_seed(struct qkd_peer *p, bool bob, uint8_t seed[CASCADE_SEED_LEN]);
 
 #endif
