@@ -409,15 +409,19 @@ int qkd_module_init(struct qkd_module *m, const struct qkd_module_desc *d, int a
 		setup_error(m, "cannot set up signal handling");
 		goto fail;
 	}
-	if (load_state(m) || open_streams(m) || open_peer(m))
-		goto fail_close;
+	/*
+	 * The control interface comes up first: opening the peer channel can
+	 * wait for the other side, and the QPM expects to hear from us early.
+	 */
 	if (m->qpm) {
 		if (qkd_service_start(m, m->qpm)) {
 			setup_error(m, "cannot start the CoAP service for --qpm %s", m->qpm);
-			goto fail_close;
+			goto fail;
 		}
 		pv->service = true;
 	}
+	if (load_state(m) || open_streams(m) || open_peer(m))
+		goto fail_close;
 	pthread_mutex_lock(&m->lock);
 	if (m->state == QKD_MOD_NEW)
 		m->state = QKD_MOD_READY;
@@ -429,6 +433,8 @@ int qkd_module_init(struct qkd_module *m, const struct qkd_module_desc *d, int a
 fail_close:
 	close_all(m);
 fail:
+	if (pv->service)
+		qkd_service_stop(m);
 	teardown(m);
 	return -1;
 }
