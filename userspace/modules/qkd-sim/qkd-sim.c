@@ -222,8 +222,14 @@ int main(int argc, char **argv)
 		uint64_t k = next_key_id;
 		double rate;
 
-		while (m.state == QKD_MOD_PAUSED && !qkd_module_stopping(&m))
-			sleep_until(&m, mono_ns() + 20000000);
+		if (m.state == QKD_MOD_PAUSED) {
+			while (m.state == QKD_MOD_PAUSED && !qkd_module_stopping(&m))
+				sleep_until(&m, mono_ns() + 20000000);
+			/* The rate counts from the resume, not across the pause. */
+			deadline = mono_ns();
+			if (qkd_module_stopping(&m))
+				break;
+		}
 		/* Parallel instances each make their own share of key ids. */
 		if (k % m.instances != m.instance) {
 			next_key_id++;
