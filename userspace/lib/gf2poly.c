@@ -627,7 +627,7 @@ int qkd_gf2poly_mul(uint64_t *c, const uint64_t *a, uint64_t na, const uint64_t 
 {
 	if (!na || !nb || na > QKD_TOEPLITZ_MAX_BITS || nb > QKD_TOEPLITZ_MAX_BITS)
 		return -EINVAL;
-	if (na + nb <= 4096 + 1) {
+	if (na + nb <= 256 + 1) {
 		qkd_gf2poly_mul_schoolbook(c, a, na, b, nb);
 		return 0;
 	}
