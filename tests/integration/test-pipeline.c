@@ -752,4 +752,45 @@ TEST_F(pipe, flipped_bit_in_peer_message_yields_no_key)
 	free_frames(fb, nb);
 }
 
+TEST_F(pipe, deferred_authentication_folds_both_stages)
+{
+	char a[CMD], b[CMD];
+	struct qkd_frame *fa[MAX_FRAMES], *fb[MAX_FRAMES];
+	int na, nb;
+
+	for (int side = 0; side < 2; side++) {
+		const char *role = side ? "bob" : "alice", *conn = side ? "--listen" : "--peer";
+		char c = side ? 'b' : 'a';
+
+		snprintf(side ? b : a, CMD,
+			 "%s/qkd-sim --role %s --seed 12 --frames 4 --slots 100000 2>sim-%c.log | "
+			 "%s/qkd-sift --role %s %s 127.0.0.1:%d --keypool %c.pool --defer-auth "
+			 "2>sift-%c.log | "
+			 "%s/qkd-estimate --role %s %s 127.0.0.1:%d --keypool %c.pool --defer-auth "
+			 "> %c.out 2>%c.log",
+			 self->e.bin, role, c, self->e.bin, role, conn, self->e.port, c, c,
+			 self->e.bin, role, conn, self->e.port + 1, c, c, c);
+	}
+	ASSERT_EQ(0, run_pair(&self->e, a, b, 60));
+	na = read_frames(&self->e, "a.out", fa, MAX_FRAMES);
+	nb = read_frames(&self->e, "b.out", fb, MAX_FRAMES);
+	ASSERT_EQ(4, na);
+	ASSERT_EQ(4, nb);
+	for (int i = 0; i < 4; i++) {
+		static const uint8_t zero[2][16];
+
+		ASSERT_EQ(QKD_STATE_ESTIMATED, fa[i]->state);
+		/* Both stages' transcripts, folded identically on both sides. */
+		ASSERT_EQ(2u, fa[i]->auth_stages);
+		ASSERT_EQ(2u, fb[i]->auth_stages);
+		ASSERT_EQ(0, memcmp(fa[i]->auth_acc, fb[i]->auth_acc, sizeof(fa[i]->auth_acc)));
+		ASSERT_NE(0, memcmp(fa[i]->auth_acc, zero, sizeof(zero)));
+		if (i)
+			ASSERT_NE(0, memcmp(fa[i]->auth_acc, fa[i - 1]->auth_acc,
+					    sizeof(fa[i]->auth_acc)));
+	}
+	free_frames(fa, na);
+	free_frames(fb, nb);
+}
+
 TEST_HARNESS_MAIN
