@@ -1,0 +1,382 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Frame streams on one pipe, for both transports: end of stream (clean and
+ * inside a frame, at every possible cut), garbage, signals before and inside
+ * a frame, refusal of invalid frames by the writer, backend selection, large
+ * frames through the direct path, and the automatic push of batched output
+ * before a thread blocks on input (no ping-pong deadlock).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+
+#include "kselftest_harness.h"
+#include "qkd/stream.h"
+
+static void fill(struct qkd_frame *f, uint64_t k, uint32_t bytes)
+{
+	f->key_id = k;
+	f->state = QKD_STATE_SIFTED;
+	f->bit_count = (uint64_t)bytes * 8;
+	f->payload_len = bytes;
+	f->qber_ppm = QKD_QBER_UNKNOWN;
+	qkd_frame_reserve(f, bytes);
+	for (uint32_t i = 0; i < bytes; i++)
+		f->payload[i] = (uint8_t)(k * 131 + i * 7);
+}
+
+static int check(const struct qkd_frame *f, uint64_t k, uint32_t bytes)
+{
+	if (f->key_id != k || f->payload_len != bytes || f->bit_count != (uint64_t)bytes * 8)
+		return 0;
+	for (uint32_t i = 0; i < bytes; i++)
+		if (f->payload[i] != (uint8_t)(k * 131 + i * 7))
+			return 0;
+	return 1;
+}
+
+static size_t encode(const struct qkd_frame *f, uint8_t *out)
+{
+	qkd_frame_encode_header(f, out);
+	memcpy(out + QKD_FRAME_HDR_LEN, f->payload, f->payload_len);
+	return QKD_FRAME_HDR_LEN + f->payload_len;
+}
+
+static volatile sig_atomic_t alarms;
+
+static void on_alarm(int sig)
+{
+	alarms++;
+}
+
+/* SA_RESTART on purpose: the stream must still return between frames. */
+static void arm_alarm(int ms)
+{
+	struct sigaction sa = { .sa_handler = on_alarm, .sa_flags = SA_RESTART };
+	struct itimerval it = { .it_value = { .tv_sec = 0, .tv_usec = ms * 1000 } };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGALRM, &sa, NULL);
+	setitimer(ITIMER_REAL, &it, NULL);
+}
+
+FIXTURE(stream) {
+	unsigned flags;
+};
+
+FIXTURE_VARIANT(stream) {
+	bool fallback;
+};
+
+FIXTURE_VARIANT_ADD(stream, io_uring) { .fallback = false };
+FIXTURE_VARIANT_ADD(stream, fallback) { .fallback = true };
+
+FIXTURE_SETUP(stream)
+{
+	unsetenv("QKD_TRANSPORT");
+	self->flags = variant->fallback ? QKD_STREAM_FALLBACK : 0;
+	signal(SIGPIPE, SIG_IGN);
+}
+
+FIXTURE_TEARDOWN(stream) {}
+
+TEST_F(stream, every_cut_of_a_stream_is_eof_or_truncation)
+{
+	struct qkd_frame *f = qkd_frame_new(0), *g = NULL;
+	uint8_t buf[3 * (QKD_FRAME_HDR_LEN + 24)];
+	size_t n = 0, bounds[4] = { 0 };
+
+	for (int k = 0; k < 3; k++) {
+		fill(f, (uint64_t)k, 8 * (uint32_t)k);
+		n += encode(f, buf + n);
+		bounds[k + 1] = n;
+	}
+	for (size_t len = 0; len <= n; len++) {
+		int p[2], ret, frames = 0;
+		struct qkd_stream *s;
+		bool boundary = len == bounds[0] || len == bounds[1] || len == bounds[2] ||
+				len == bounds[3];
+
+		ASSERT_EQ(0, pipe(p));
+		ASSERT_EQ((ssize_t)len, write(p[1], buf, len));
+		close(p[1]);
+		s = qkd_stream_open(p[0], QKD_STREAM_READ | self->flags);
+		ASSERT_NE(NULL, s);
+		while ((ret = qkd_read_frame(s, &g)) == 1) {
+			ASSERT_TRUE(check(g, (uint64_t)frames, 8 * (uint32_t)frames));
+			frames++;
+		}
+		if (boundary) {
+			ASSERT_EQ(0, ret) TH_LOG("len %zu: %s", len, qkd_stream_error(s));
+		} else {
+			ASSERT_EQ(-EPIPE, ret) TH_LOG("len %zu", len);
+			ASSERT_NE(NULL, strstr(qkd_stream_error(s), "inside a frame"));
+			/* The stream stays failed. */
+			ASSERT_EQ(-EPIPE, qkd_read_frame(s, &g));
+		}
+		ASSERT_EQ(0, qkd_stream_close(s));
+	}
+	qkd_frame_free(f);
+	qkd_frame_free(g);
+}
+
+TEST_F(stream, garbage_is_refused_with_a_reason)
+{
+	static const char junk[] = "this is not a frame stream at all, sorry";
+	struct qkd_frame *f = qkd_frame_new(0), *g = NULL;
+	uint8_t buf[256];
+	int p[2];
+	struct qkd_stream *s;
+
+	/* One good frame, then garbage. */
+	fill(f, 7, 16);
+	ASSERT_EQ(0, pipe(p));
+	ASSERT_EQ((ssize_t)encode(f, buf), write(p[1], buf, encode(f, buf)));
+	ASSERT_EQ((ssize_t)sizeof(junk), write(p[1], junk, sizeof(junk)));
+	close(p[1]);
+	s = qkd_stream_open(p[0], QKD_STREAM_READ | self->flags);
+	ASSERT_EQ(1, qkd_read_frame(s, &g));
+	ASSERT_TRUE(check(g, 7, 16));
+	ASSERT_EQ(-EBADMSG, qkd_read_frame(s, &g));
+	ASSERT_NE(NULL, strstr(qkd_stream_error(s), "magic"));
+	qkd_stream_close(s);
+	qkd_frame_free(f);
+	qkd_frame_free(g);
+}
+
+TEST_F(stream, signal_before_a_frame_returns_eintr_and_loses_nothing)
+{
+	struct qkd_frame *f = qkd_frame_new(0), *g = NULL;
+	struct qkd_stream *r, *w;
+	int p[2];
+
+	ASSERT_EQ(0, pipe(p));
+	r = qkd_stream_open(p[0], QKD_STREAM_READ | self->flags);
+	w = qkd_stream_open(p[1], QKD_STREAM_WRITE | self->flags);
+	ASSERT_NE(NULL, r);
+	ASSERT_NE(NULL, w);
+	alarms = 0;
+	arm_alarm(50);
+	ASSERT_EQ(-EINTR, qkd_read_frame(r, &g));
+	ASSERT_EQ(1, alarms);
+	fill(f, 1, 4000);
+	ASSERT_EQ(0, qkd_write_frame(w, f));
+	ASSERT_EQ(0, qkd_stream_flush(w));
+	ASSERT_EQ(1, qkd_read_frame(r, &g));
+	ASSERT_TRUE(check(g, 1, 4000));
+	ASSERT_EQ(0, qkd_stream_close(w));
+	ASSERT_EQ(0, qkd_read_frame(r, &g));
+	ASSERT_EQ(0, qkd_stream_close(r));
+	qkd_frame_free(f);
+	qkd_frame_free(g);
+}
+
+TEST_F(stream, signal_inside_a_frame_does_not_cut_it)
+{
+	struct qkd_frame *f = qkd_frame_new(0), *g = NULL;
+	static uint8_t buf[QKD_FRAME_HDR_LEN + 200000];
+	struct qkd_stream *r;
+	size_t n;
+	int p[2];
+	pid_t pid;
+
+	for (int big = 0; big < 2; big++) {
+		/* 2000 bytes: buffered path; 200000: direct path. */
+		fill(f, 5, big ? 200000 : 2000);
+		n = encode(f, buf);
+		ASSERT_EQ(0, pipe(p));
+		pid = fork();
+		if (!pid) {
+			close(p[0]);
+			if (write(p[1], buf, n / 2) != (ssize_t)(n / 2))
+				_exit(1);
+			usleep(200000);
+			_exit(write(p[1], buf + n / 2, n - n / 2) == (ssize_t)(n - n / 2) ? 0 : 1);
+		}
+		close(p[1]);
+		r = qkd_stream_open(p[0], QKD_STREAM_READ | self->flags);
+		usleep(50000);		/* the first half is in the pipe */
+		alarms = 0;
+		arm_alarm(50);
+		ASSERT_EQ(1, qkd_read_frame(r, &g));
+		ASSERT_EQ(1, alarms);
+		ASSERT_TRUE(check(g, 5, big ? 200000 : 2000));
+		ASSERT_EQ(0, qkd_read_frame(r, &g));
+		qkd_stream_close(r);
+		waitpid(pid, NULL, 0);
+	}
+	qkd_frame_free(f);
+	qkd_frame_free(g);
+}
+
+TEST_F(stream, writer_refuses_invalid_frames_and_stays_usable)
+{
+	struct qkd_frame *f = qkd_frame_new(0), *g = NULL;
+	struct qkd_stream *r, *w;
+	int p[2];
+
+	ASSERT_EQ(0, pipe(p));
+	r = qkd_stream_open(p[0], QKD_STREAM_READ | self->flags);
+	w = qkd_stream_open(p[1], QKD_STREAM_WRITE | self->flags);
+	fill(f, 1, 64);
+	f->bit_count = 100;		/* payload_len should be 16 */
+	ASSERT_EQ(-EINVAL, qkd_write_frame(w, f));
+	ASSERT_NE(NULL, strstr(qkd_stream_error(w), "payload_len"));
+	fill(f, 1, 64);
+	f->state = 42;
+	ASSERT_EQ(-EINVAL, qkd_write_frame(w, f));
+	fill(f, 1, 64);
+	f->bit_count = 511;		/* last bit of the payload is now padding */
+	f->payload[63] = 0x80;
+	ASSERT_EQ(-EINVAL, qkd_write_frame(w, f));
+	ASSERT_NE(NULL, strstr(qkd_stream_error(w), "padding"));
+	fill(f, 2, 64);
+	ASSERT_EQ(0, qkd_write_frame(w, f));
+	ASSERT_EQ(0, qkd_stream_close(w));
+	ASSERT_EQ(1, qkd_read_frame(r, &g));
+	ASSERT_TRUE(check(g, 2, 64));
+	ASSERT_EQ(0, qkd_read_frame(r, &g));
+	qkd_stream_close(r);
+	qkd_frame_free(f);
+	qkd_frame_free(g);
+}
+
+TEST_F(stream, large_and_small_frames_through_a_file)
+{
+	static const uint32_t sizes[] = { 0, 8, 4096, 65536, 1u << 20, 3u << 20, 16, 300000, 8 };
+	struct qkd_frame *f = qkd_frame_new(0), *g = NULL;
+	struct qkd_stream *r, *w;
+	int fd = memfd_create("frames", MFD_CLOEXEC);
+
+	ASSERT_LE(0, fd);
+	w = qkd_stream_open(dup(fd), QKD_STREAM_WRITE | self->flags);
+	for (int rep = 0; rep < 3; rep++)
+		for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+			fill(f, rep * 100 + i, sizes[i]);
+			ASSERT_EQ(0, qkd_write_frame(w, f));
+		}
+	ASSERT_EQ(0, qkd_stream_close(w));
+	ASSERT_EQ(0, lseek(fd, 0, SEEK_SET));
+	r = qkd_stream_open(fd, QKD_STREAM_READ | self->flags);
+	for (int rep = 0; rep < 3; rep++)
+		for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+			ASSERT_EQ(1, qkd_read_frame(r, &g)) TH_LOG("%s", qkd_stream_error(r));
+			ASSERT_TRUE(check(g, rep * 100 + i, sizes[i])) TH_LOG("frame %d/%zu", rep, i);
+		}
+	ASSERT_EQ(0, qkd_read_frame(r, &g));
+	qkd_stream_close(r);
+	qkd_frame_free(f);
+	qkd_frame_free(g);
+}
+
+/*
+ * Ping-pong with an echo process: each frame is written (batched, never
+ * flushed explicitly) and then its echo is read. This only works because a
+ * thread about to block on input pushes its batched output first.
+ */
+TEST_F(stream, batched_output_is_pushed_before_blocking_on_input)
+{
+	struct qkd_frame *f = qkd_frame_new(0), *g = NULL;
+	struct qkd_stream *r, *w;
+	int a[2], b[2];
+	pid_t pid;
+
+	ASSERT_EQ(0, pipe(a));
+	ASSERT_EQ(0, pipe(b));
+	pid = fork();
+	if (!pid) {
+		struct qkd_stream *in, *out;
+
+		close(a[1]);
+		close(b[0]);
+		in = qkd_stream_open(a[0], QKD_STREAM_READ | self->flags);
+		out = qkd_stream_open(b[1], QKD_STREAM_WRITE | self->flags);
+		while (qkd_read_frame(in, &g) > 0)
+			if (qkd_write_frame(out, g))
+				_exit(1);
+		_exit(qkd_stream_close(out) ? 1 : 0);
+	}
+	close(a[0]);
+	close(b[1]);
+	w = qkd_stream_open(a[1], QKD_STREAM_WRITE | self->flags);
+	r = qkd_stream_open(b[0], QKD_STREAM_READ | self->flags);
+	for (uint64_t k = 0; k < 200; k++) {
+		fill(f, k, (uint32_t)(k % 5) * 8);
+		ASSERT_EQ(0, qkd_write_frame(w, f));
+		ASSERT_EQ(1, qkd_read_frame(r, &g));
+		ASSERT_TRUE(check(g, k, (uint32_t)(k % 5) * 8));
+	}
+	ASSERT_EQ(0, qkd_stream_close(w));
+	ASSERT_EQ(0, qkd_read_frame(r, &g));
+	qkd_stream_close(r);
+	int status;
+	waitpid(pid, &status, 0);
+	ASSERT_EQ(0, status);
+	qkd_frame_free(f);
+	qkd_frame_free(g);
+}
+
+TEST_F(stream, reader_gone_gives_epipe)
+{
+	struct qkd_frame *f = qkd_frame_new(0);
+	struct qkd_stream *w;
+	int p[2], ret = 0;
+
+	ASSERT_EQ(0, pipe(p));
+	close(p[0]);
+	w = qkd_stream_open(p[1], QKD_STREAM_WRITE | self->flags);
+	fill(f, 1, 1000);
+	for (int i = 0; i < 10000 && !ret; i++)
+		ret = qkd_write_frame(w, f);
+	if (!ret)
+		ret = qkd_stream_flush(w);
+	ASSERT_EQ(-EPIPE, ret);
+	ASSERT_NE(NULL, strstr(qkd_stream_error(w), "reader went away"));
+	ASSERT_EQ(-EPIPE, qkd_stream_close(w));
+	qkd_frame_free(f);
+}
+
+TEST(backend_selection_and_fd_flags)
+{
+	struct qkd_stream *s;
+	int p[2], other;
+
+	signal(SIGPIPE, SIG_IGN);
+	ASSERT_EQ(0, pipe(p));
+	other = dup(p[0]);	/* same open file description */
+	unsetenv("QKD_TRANSPORT");
+	s = qkd_stream_open(p[0], QKD_STREAM_READ);
+	ASSERT_NE(NULL, s);
+	if (!qkd_stream_uses_uring(s))
+		TH_LOG("io_uring refused here: the fallback was chosen automatically");
+	ASSERT_TRUE(fcntl(other, F_GETFL) & O_NONBLOCK);
+	ASSERT_EQ(0, qkd_stream_close(s));
+	/* The original (blocking) flags are back for whoever shares the file. */
+	ASSERT_FALSE(fcntl(other, F_GETFL) & O_NONBLOCK);
+
+	s = qkd_stream_open(dup(other), QKD_STREAM_READ | QKD_STREAM_FALLBACK);
+	ASSERT_FALSE(qkd_stream_uses_uring(s));
+	qkd_stream_close(s);
+	setenv("QKD_TRANSPORT", "fallback", 1);
+	s = qkd_stream_open(dup(other), QKD_STREAM_READ);
+	ASSERT_FALSE(qkd_stream_uses_uring(s));
+	qkd_stream_close(s);
+	unsetenv("QKD_TRANSPORT");
+
+	/* Wrong direction and bad flags are refused. */
+	errno = 0;
+	ASSERT_EQ(NULL, qkd_stream_open(other, QKD_STREAM_WRITE));
+	ASSERT_EQ(EBADF, errno);
+	ASSERT_EQ(NULL, qkd_stream_open(other, 0));
+	ASSERT_EQ(EINVAL, errno);
+	close(other);
+	close(p[1]);
+}
+
+TEST_HARNESS_MAIN
