@@ -1,0 +1,358 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * qkd-auth as two real processes (Alice, Bob) on an authenticated loopback
+ * channel, fed AMPLIFIED frames whose deferred accumulators are equal on both
+ * sides (as honest earlier stages leave them) except for chosen frames where
+ * Bob's accumulator differs by one bit (a message changed in transit in some
+ * earlier stage). Checks: those frames are ABORTED with reason auth on both
+ * sides and every other one is AUTHENTICATED with identical keys; the key
+ * taken for recycling is exactly the tail of each authenticated key, appended
+ * to both pools in key-id order and removed from the delivered key; both pools
+ * spent exactly 48 bytes per frame plus 16 for the context, never the same
+ * bytes twice; a frame whose stage count differs is dropped on both sides; the
+ * consumption report is below 1% of the distilled key.
+ */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+#include "qkd/frame.h"
+#include "qkd/keypool.h"
+#include "qkd/module.h"
+#include "qkd/stream.h"
+
+#define NF 12
+#define BITS (1u << 17)
+#define POOL (1u << 20)
+
+struct env {
+	char dir[64];
+	char bin[1024];
+	int port;
+};
+
+static void env_init(struct env *e)
+{
+	const char *b = getenv("QKD_BUILD");
+	char *top = realpath(b ? b : "build", NULL);
+	char path[256];
+	uint8_t *secret = malloc(POOL);
+	unsigned r;
+
+	snprintf(e->bin, sizeof(e->bin), "%s/bin", top ? top : "build");
+	free(top);
+	strcpy(e->dir, "/tmp/qkd-auth.XXXXXX");
+	if (!secret || !mkdtemp(e->dir))
+		abort();
+	qkd_random(secret, POOL);
+	snprintf(path, sizeof(path), "%s/a.pool", e->dir);
+	if (qkd_keypool_create(path, secret, POOL))
+		abort();
+	snprintf(path, sizeof(path), "%s/b.pool", e->dir);
+	if (qkd_keypool_create(path, secret, POOL))
+		abort();
+	explicit_bzero(secret, POOL);
+	free(secret);
+	qkd_random(&r, sizeof(r));
+	e->port = 20000 + (int)(r % 20000);
+}
+
+static void env_free(struct env *e)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", e->dir);
+	if (system(cmd))
+		fprintf(stderr, "could not remove %s\n", e->dir);
+}
+
+static int write_frames(const struct env *e, const char *name, struct qkd_frame **f, int n)
+{
+	char path[256];
+	struct qkd_stream *s;
+	int fd, r = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", e->dir, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0)
+		return -1;
+	s = qkd_stream_open(fd, QKD_STREAM_WRITE | QKD_STREAM_FALLBACK);
+	if (!s)
+		return -1;
+	for (int i = 0; i < n && !r; i++)
+		r = qkd_write_frame(s, f[i]);
+	if (qkd_stream_close(s))
+		r = -1;
+	return r;
+}
+
+static int read_frames(const struct env *e, const char *name, struct qkd_frame **out, int max)
+{
+	char path[256];
+	struct qkd_stream *s;
+	int fd, n = 0, r;
+
+	snprintf(path, sizeof(path), "%s/%s", e->dir, name);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	s = qkd_stream_open(fd, QKD_STREAM_READ | QKD_STREAM_FALLBACK);
+	if (!s)
+		return -1;
+	while (n < max) {
+		out[n] = NULL;
+		r = qkd_read_frame(s, &out[n]);
+		if (r <= 0) {
+			qkd_frame_free(out[n]);
+			if (r < 0)
+				n = -1;
+			break;
+		}
+		n++;
+	}
+	qkd_stream_close(s);
+	return n;
+}
+
+static pid_t spawn(const struct env *e, const char *cmd)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		setpgid(0, 0);
+		if (chdir(e->dir))
+			_exit(127);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+static int wait_for(pid_t pid, int timeout_s)
+{
+	time_t end = time(NULL) + timeout_s;
+	int st;
+
+	for (;;) {
+		pid_t w = waitpid(pid, &st, WNOHANG);
+
+		if (w == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		if (time(NULL) > end) {
+			kill(-pid, SIGKILL);
+			waitpid(pid, &st, 0);
+			return -1;
+		}
+		usleep(10000);
+	}
+}
+
+static int run_auth(const struct env *e)
+{
+	char cmd[3][2048];
+	pid_t pid[2];
+	int st[2];
+
+	for (int side = 0; side < 2; side++) {
+		const char *role = side ? "bob" : "alice", *conn = side ? "--listen" : "--peer";
+		char c = side ? 'b' : 'a';
+
+		snprintf(cmd[side], sizeof(cmd[side]),
+			 "%s/qkd-auth --role %s %s 127.0.0.1:%d --keypool %c.pool "
+			 "--log-level info < %c.in > %c.out 2> %c.log",
+			 e->bin, role, conn, e->port, c, c, c, c);
+	}
+	pid[1] = spawn(e, cmd[1]);
+	usleep(50000);
+	pid[0] = spawn(e, cmd[0]);
+	st[0] = wait_for(pid[0], 60);
+	st[1] = wait_for(pid[1], 60);
+	if (st[0] || st[1]) {
+		snprintf(cmd[2], sizeof(cmd[2]), "cd %s && tail -n 8 *.log >&2", e->dir);
+		if (system(cmd[2]))
+			fprintf(stderr, "no logs\n");
+	}
+	return st[0] || st[1];
+}
+
+static struct qkd_frame *amplified(uint64_t key_id, int bob)
+{
+	struct qkd_frame *f = qkd_frame_new(qkd_bits_to_bytes(BITS));
+
+	if (!f)
+		abort();
+	f->key_id = key_id;
+	f->state = QKD_STATE_AMPLIFIED;
+	f->flags = bob ? QKD_FRAME_F_BOB : 0;
+	f->qber_ppm = 20000;
+	f->bit_count = BITS;
+	f->payload_len = qkd_bits_to_bytes(BITS);
+	f->auth_stages = 3;
+	return f;
+}
+
+static bool log_has(const struct env *e, char side, const char *what)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "grep -q '%s' %s/%c.log", what, e->dir, side);
+	return system(cmd) == 0;
+}
+
+TEST(authenticates_recycles_and_drops_tampered)
+{
+	struct qkd_frame *in[2][NF], *out[2][NF];
+	struct qkd_keypool *kp[2];
+	struct env e;
+	uint64_t tot[2], spent[2], recycled = 0;
+	uint8_t *tail;
+	char path[256];
+	int fd;
+
+	env_init(&e);
+	for (int i = 0; i < NF; i++) {
+		in[0][i] = amplified((uint64_t)i + 100, 0);
+		in[1][i] = amplified((uint64_t)i + 100, 1);
+		qkd_random(in[0][i]->payload, BITS / 8);
+		memcpy(in[1][i]->payload, in[0][i]->payload, BITS / 8);
+		qkd_random(in[0][i]->auth_acc, sizeof(in[0][i]->auth_acc));
+		memcpy(in[1][i]->auth_acc, in[0][i]->auth_acc, sizeof(in[0][i]->auth_acc));
+	}
+	/* an earlier stage's message changed in transit: accumulators differ */
+	in[1][3]->auth_acc[0][5] ^= 0x10;
+	in[1][8]->auth_acc[1][15] ^= 0x01;
+	/* a stage missing on one side */
+	in[1][10]->auth_stages = 2;
+	ASSERT_EQ(0, write_frames(&e, "a.in", in[0], NF));
+	ASSERT_EQ(0, write_frames(&e, "b.in", in[1], NF));
+	ASSERT_EQ(0, run_auth(&e));
+	ASSERT_EQ(NF, read_frames(&e, "a.out", out[0], NF));
+	ASSERT_EQ(NF, read_frames(&e, "b.out", out[1], NF));
+
+	for (int i = 0; i < NF; i++) {
+		struct qkd_frame *a = out[0][i], *b = out[1][i];
+
+		ASSERT_EQ(a->key_id, b->key_id);
+		ASSERT_EQ(in[0][i]->key_id, a->key_id);
+		if (i == 3 || i == 8) {
+			EXPECT_EQ(QKD_STATE_ABORTED, a->state);
+			EXPECT_EQ(QKD_STATE_ABORTED, b->state);
+			EXPECT_EQ(QKD_ABORT_AUTH, a->abort_reason);
+			EXPECT_EQ(QKD_ABORT_AUTH, b->abort_reason);
+			EXPECT_EQ(0u, a->bit_count);
+			continue;
+		}
+		if (i == 10) {
+			EXPECT_EQ(QKD_STATE_ABORTED, a->state);
+			EXPECT_EQ(QKD_STATE_ABORTED, b->state);
+			continue;
+		}
+		ASSERT_EQ(QKD_STATE_AUTHENTICATED, a->state);
+		ASSERT_EQ(QKD_STATE_AUTHENTICATED, b->state);
+		ASSERT_EQ(a->bit_count, b->bit_count);
+		ASSERT_EQ(0, memcmp(a->payload, b->payload, a->payload_len));
+		/* the delivered key is the input key minus a whole-byte tail */
+		ASSERT_EQ(0u, (BITS - a->bit_count) % 8);
+		ASSERT_LE(BITS - a->bit_count, (uint64_t)(BITS / 8 * 0.01 * 8));
+		ASSERT_EQ(0, memcmp(a->payload, in[0][i]->payload, a->bit_count / 8));
+		recycled += (BITS - a->bit_count) / 8;
+	}
+	EXPECT_GT(recycled, 0u);
+
+	/* both pools grew by the recycled tails, in key-id order, and spent the same */
+	for (int s = 0; s < 2; s++) {
+		snprintf(path, sizeof(path), "%s/%c.pool", e.dir, s ? 'b' : 'a');
+		kp[s] = qkd_keypool_open(path);
+		ASSERT_NE(NULL, kp[s]);
+		ASSERT_EQ(0, qkd_keypool_stat(kp[s], NULL, &tot[s], &spent[s]));
+	}
+	EXPECT_EQ((uint64_t)POOL + recycled, tot[0]);
+	EXPECT_EQ(tot[0], tot[1]);
+	/* 16 for the context + 48 per closed frame (frame 10 never got closing) */
+	EXPECT_EQ(16u + 48u * (NF - 1), spent[0]);
+	EXPECT_EQ(spent[0], spent[1]);
+	tail = malloc(recycled);
+	ASSERT_NE(NULL, tail);
+	snprintf(path, sizeof(path), "%s/b.pool", e.dir);
+	fd = open(path, O_RDONLY);
+	ASSERT_EQ((ssize_t)recycled, pread(fd, tail, recycled, POOL));
+	close(fd);
+	{
+		uint64_t off = 0;
+
+		for (int i = 0; i < NF; i++) {
+			struct qkd_frame *a = out[0][i];
+			uint64_t r;
+
+			if (a->state != QKD_STATE_AUTHENTICATED)
+				continue;
+			r = (BITS - a->bit_count) / 8;
+			EXPECT_EQ(0, memcmp(tail + off, in[0][i]->payload + a->bit_count / 8, r));
+			off += r;
+		}
+	}
+	free(tail);
+	for (int s = 0; s < 2; s++)
+		qkd_keypool_close(kp[s]);
+	EXPECT_TRUE(log_has(&e, 'a', "key consumption"));
+	EXPECT_TRUE(log_has(&e, 'b', "key consumption"));
+	for (int s = 0; s < 2; s++)
+		for (int i = 0; i < NF; i++) {
+			qkd_frame_free(in[s][i]);
+			qkd_frame_free(out[s][i]);
+		}
+	env_free(&e);
+}
+
+TEST(runs_on_recycled_key_alone)
+{
+	/* a small pre-shared pool that only recycling can keep going: 12 frames
+	 * need 16 + 12 x 48 = 592 bytes; start with 300 */
+	struct qkd_frame *in[2][NF], *out[2][NF];
+	struct env e;
+	char cmd[512];
+	uint8_t s300[300];
+	int ok = 0;
+
+	env_init(&e);
+	snprintf(cmd, sizeof(cmd), "rm -f %s/a.pool* %s/b.pool*", e.dir, e.dir);
+	ASSERT_EQ(0, system(cmd));
+	qkd_random(s300, sizeof(s300));
+	snprintf(cmd, sizeof(cmd), "%s/a.pool", e.dir);
+	ASSERT_EQ(0, qkd_keypool_create(cmd, s300, sizeof(s300)));
+	snprintf(cmd, sizeof(cmd), "%s/b.pool", e.dir);
+	ASSERT_EQ(0, qkd_keypool_create(cmd, s300, sizeof(s300)));
+	for (int i = 0; i < NF; i++) {
+		in[0][i] = amplified((uint64_t)i, 0);
+		in[1][i] = amplified((uint64_t)i, 1);
+		qkd_random(in[0][i]->payload, BITS / 8);
+		memcpy(in[1][i]->payload, in[0][i]->payload, BITS / 8);
+	}
+	ASSERT_EQ(0, write_frames(&e, "a.in", in[0], NF));
+	ASSERT_EQ(0, write_frames(&e, "b.in", in[1], NF));
+	ASSERT_EQ(0, run_auth(&e));
+	ASSERT_EQ(NF, read_frames(&e, "a.out", out[0], NF));
+	ASSERT_EQ(NF, read_frames(&e, "b.out", out[1], NF));
+	for (int i = 0; i < NF; i++) {
+		ok += out[0][i]->state == QKD_STATE_AUTHENTICATED &&
+		      out[1][i]->state == QKD_STATE_AUTHENTICATED &&
+		      !memcmp(out[0][i]->payload, out[1][i]->payload, out[0][i]->payload_len);
+	}
+	EXPECT_EQ(NF, ok);
+	for (int s = 0; s < 2; s++)
+		for (int i = 0; i < NF; i++) {
+			qkd_frame_free(in[s][i]);
+			qkd_frame_free(out[s][i]);
+		}
+	env_free(&e);
+}
+
+TEST_HARNESS_MAIN
