@@ -104,5 +104,12 @@ void qkd_module_signals_stop(struct qkd_module *m)
 	pthread_cancel(pv->sig_thread);
 	pthread_join(pv->sig_thread, NULL);
 	pv->sig_thread_started = false;
-	pthread_sigmask(SIG_SETMASK, &pv->old_mask, NULL);
+	/*
+	 * Once asked to stop, the process is about to exit 0: a second
+	 * SIGTERM must not kill it on the way out, so the signals stay
+	 * blocked. Otherwise (a library user running several modules in
+	 * turn) the old mask comes back.
+	 */
+	if (!atomic_load(&pv->stopping))
+		pthread_sigmask(SIG_SETMASK, &pv->old_mask, NULL);
 }

@@ -504,10 +504,11 @@ static int next_frame(struct qkd_module *m)
 	int best = -1;
 
 	if (m->n_in == 1) {
+		int r;
+
 		if (pv->head_state[0] == HEAD_EOF)
 			return 0;
-		int r = read_one(m, 0, &pv->cur);
-
+		r = read_one(m, 0, &pv->cur);
 		if (r == 0 && !qkd_module_stopping(m)) {
 			pv->head_state[0] = HEAD_EOF;
 			pv->eof = true;
