@@ -22,6 +22,7 @@ fi
 
 : "${QKD_BUILD:=$top/build}"
 PPK=$QKD_BUILD/bin/qkd-ppk
+SS_PPK=$PPK
 SS_DIR=$(mktemp -d /tmp/qkd-ppk-test.XXXXXX)
 SS_CHILDLESS=1
 . tests/kernel/e2e-strongswan-lib.sh

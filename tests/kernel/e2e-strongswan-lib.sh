@@ -67,7 +67,8 @@ ss_conf() {
 		}
 	}
 	swanctl {
-		load = pem pkcs1 x509 pubkey random openssl
+		# PSK only: no key parsers, which start slowly under TCG.
+		load = random
 		socket = unix://$d/charon.vici
 	}
 	EOF
@@ -133,9 +134,16 @@ ss_start() {
 		sh -c 'mount -t tmpfs none /run && exec "$0"' "$SS_CHARON" \
 		>"$d/charon.out" 2>&1 &
 	echo $! >"$d/charon.pid"
-	for i in $(seq 100); do
-		[ -S "$d/charon.vici" ] && ss_swanctl "$side" --stats >/dev/null 2>&1 && return 0
-		sleep 0.1
+	# Poll with qkd-ppk (SS_PPK) when there is one: swanctl starts slowly.
+	for i in $(seq 150); do
+		if [ -S "$d/charon.vici" ]; then
+			if [ -n "${SS_PPK:-}" ]; then
+				"$SS_PPK" -s "$d/charon.vici" version >/dev/null 2>&1 && return 0
+			else
+				ss_swanctl "$side" --stats >/dev/null 2>&1 && return 0
+			fi
+		fi
+		sleep 0.2
 	done
 	echo "# charon $side did not come up:"; sed 's/^/#   /' "$d/charon.out" "$d/charon.log" 2>/dev/null
 	return 1

@@ -22,6 +22,7 @@ cd "$(dirname "$0")/../.."
 top=$PWD
 : "${QKD_BUILD:=$top/build}"
 PPK=$QKD_BUILD/bin/qkd-ppk
+SS_PPK=$PPK
 QKDCTL=$QKD_BUILD/bin/qkdctl
 SS_DIR=$(mktemp -d /tmp/e2e-strongswan.XXXXXX)
 SS_NS_A=alice SS_NS_B=bob
