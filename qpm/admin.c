@@ -60,6 +60,29 @@ struct req {
 	size_t len;
 };
 
+static void release_copy(coap_session_t *sess, void *p)
+{
+	free(p);
+}
+
+/*
+ * A body that may need several blocks: libcoap serves the later blocks from
+ * the data it is given, so it gets a copy of its own (freed by libcoap) and an
+ * ETag that lets a client notice a body that changed between requests.
+ */
+static void add_body(struct req *r, unsigned cf, const char *data, size_t len)
+{
+	uint8_t *copy = malloc(len ? len : 1);
+
+	if (!copy) {
+		coap_pdu_set_code(r->resp, COAP_RESPONSE_CODE(500));
+		return;
+	}
+	memcpy(copy, data, len);
+	coap_add_data_large_response(r->res, r->sess, r->pdu, r->resp, r->query, (uint16_t)cf,
+				     -1, qkd_etag(copy, len), len, copy, release_copy, copy);
+}
+
 static void json_reply(struct req *r, int code, struct qkd_buf *b)
 {
 	if (b->oom) {
@@ -67,8 +90,7 @@ static void json_reply(struct req *r, int code, struct qkd_buf *b)
 		return;
 	}
 	coap_pdu_set_code(r->resp, COAP_RESPONSE_CODE(code));
-	coap_add_data_large_response(r->res, r->sess, r->pdu, r->resp, r->query, QKD_CF_JSON,
-				     -1, 0, b->len, (const uint8_t *)b->s, NULL, NULL);
+	add_body(r, QKD_CF_JSON, b->s, b->len);
 }
 
 static unsigned opt_uint(const coap_pdu_t *pdu, uint16_t num)
@@ -418,11 +440,9 @@ static void proxy(struct req *r, struct qpm_proc *p, unsigned first)
 	coap_pdu_set_code(r->resp, COAP_RESPONSE_CODE(rep.code));
 	if (rep.len) {
 		if (rep.code / 100 == 2)
-			coap_add_data_large_response(r->res, r->sess, r->pdu, r->resp, r->query,
-						     (uint16_t)(rep.content_format == QKD_CF_NONE
-								? QKD_CF_TEXT : rep.content_format),
-						     -1, 0, rep.len, (const uint8_t *)rep.body,
-						     NULL, NULL);
+			add_body(r, rep.content_format == QKD_CF_NONE ? QKD_CF_TEXT
+								      : rep.content_format,
+				 rep.body, rep.len);
 		else
 			coap_add_data(r->resp, rep.len > 1000 ? 1000 : rep.len,
 				      (const uint8_t *)rep.body);

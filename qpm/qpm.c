@@ -125,6 +125,12 @@ void qpm_log(int level, const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+/* libcoap writes debug output to stdout by default; keep everything on stderr. */
+static void coap_log_stderr(coap_log_t level, const char *msg)
+{
+	fprintf(stderr, "libcoap: %s", msg);
+}
+
 static void on_signal(int sig)
 {
 	qpm.quit = sig;
@@ -455,6 +461,7 @@ int main(int argc, char **argv)
 			return 2;
 
 	qkd_coap_startup();
+	coap_set_log_handler(coap_log_stderr);
 	if (log_level >= QPM_DEBUG)
 		coap_set_log_level(LOG_WARNING);
 	qpm.ctx = coap_new_context(NULL);

@@ -377,3 +377,13 @@ bool qkd_json_get_num(struct qkd_json v, const char *key, double *out)
 
 	return qkd_json_member(v, key, &m) && qkd_json_num(m, out);
 }
+
+uint64_t qkd_etag(const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	return h;
+}

@@ -126,16 +126,32 @@ static const char *state_name(enum qkd_module_state st)
 
 /* ---- responses ---- */
 
+static void release_copy(coap_session_t *sess, void *p)
+{
+	free(p);
+}
+
 static void reply(coap_resource_t *r, coap_session_t *sess, const coap_pdu_t *req,
 		  coap_pdu_t *resp, const coap_string_t *query, coap_pdu_code_t code,
 		  uint16_t cf, const char *body, size_t len)
 {
+	uint8_t *copy;
+
 	coap_pdu_set_code(resp, code);
 	if (!body)
 		return;
-	/* Bodies larger than one datagram go block-wise (Block2) via libcoap. */
-	coap_add_data_large_response(r, sess, req, resp, query, cf, -1, 0, len,
-				     (const uint8_t *)body, NULL, NULL);
+	/*
+	 * Bodies larger than one datagram go block-wise (Block2): libcoap keeps
+	 * the data for the later blocks, so it gets its own copy to release.
+	 */
+	copy = malloc(len ? len : 1);
+	if (!copy) {
+		coap_pdu_set_code(resp, COAP_RESPONSE_CODE_INTERNAL_ERROR);
+		return;
+	}
+	memcpy(copy, body, len);
+	coap_add_data_large_response(r, sess, req, resp, query, cf, -1, qkd_etag(copy, len), len,
+				     copy, release_copy, copy);
 }
 
 /* 4.xx / 5.xx with a diagnostic payload (RFC 7252 section 5.5.2). */

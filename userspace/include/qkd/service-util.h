@@ -86,6 +86,8 @@ int qkd_coap_request(const char *host, const char *port, int method, const char 
 		     const void *payload, size_t len, unsigned content_format, unsigned accept,
 		     int timeout_ms, const struct qkd_coap_psk *psk, struct qkd_coap_reply *r);
 void qkd_coap_reply_free(struct qkd_coap_reply *r);
+/* ETag for a response body (FNV-1a 64 over it). */
+uint64_t qkd_etag(const void *data, size_t len);
 /* coap_startup() once per process, libcoap's own logging kept to LOG_CRIT. */
 void qkd_coap_startup(void);
 /* Split "HOST:PORT", "[V6]:PORT" or "HOST" (default port def). 0 or -EINVAL. */
