@@ -661,4 +661,119 @@ TEST_F(conn, request_passes_events_and_maps_unknown)
 	ASSERT_EQ(-EPROTO, vici_request(&self->c, "nope", NULL, &pkt, NULL, NULL));
 }
 
+/* Append one framed packet with a message to buf. */
+static size_t frame(uint8_t *buf, uint8_t type, const char *name, const struct vici_builder *m)
+{
+	size_t n = 4, nlen = name ? strlen(name) : 0, len;
+
+	buf[n++] = type;
+	if (name) {
+		buf[n++] = nlen;
+		memcpy(buf + n, name, nlen);
+		n += nlen;
+	}
+	if (m) {
+		memcpy(buf + n, m->buf, m->len);
+		n += m->len;
+	}
+	len = n - 4;
+	buf[0] = len >> 24;
+	buf[1] = len >> 16;
+	buf[2] = len >> 8;
+	buf[3] = len;
+	return n;
+}
+
+struct seen {
+	int n;
+	char names[64];
+	int fail_at;
+};
+
+static int on_sa(const struct vici_packet *ev, void *arg)
+{
+	struct seen *s = arg;
+	struct vici_parser p;
+	struct vici_element el;
+
+	s->n++;
+	vici_parser_init(&p, ev->msg, ev->msg_len);
+	if (vici_parser_next(&p, &el) == 1 && el.type == VICI_SECTION_START)
+		strncat(s->names, el.name, el.name_len);
+	return s->n == s->fail_at ? -ECANCELED : 0;
+}
+
+/* list-sas as charon streams it: confirm, events, response, confirm. */
+static size_t stream_script(uint8_t *buf)
+{
+	struct vici_builder e1, e2, r;
+	size_t n = 0;
+
+	vici_builder_init(&e1);
+	vici_begin_section(&e1, "a");
+	vici_add_kv_str(&e1, "ppk", "yes");
+	vici_end_section(&e1);
+	vici_builder_init(&e2);
+	vici_begin_section(&e2, "b");
+	vici_end_section(&e2);
+	vici_builder_init(&r);
+	vici_add_kv_str(&r, "done", "1");
+	n += frame(buf + n, VICI_EVENT_CONFIRM, NULL, NULL);
+	n += frame(buf + n, VICI_EVENT, "other-event", &e2);
+	n += frame(buf + n, VICI_EVENT, "list-sa", &e1);
+	n += frame(buf + n, VICI_EVENT, "list-sa", &e2);
+	n += frame(buf + n, VICI_CMD_RESPONSE, NULL, &r);
+	n += frame(buf + n, VICI_EVENT_CONFIRM, NULL, NULL);
+	vici_builder_free(&e1);
+	vici_builder_free(&e2);
+	vici_builder_free(&r);
+	return n;
+}
+
+TEST_F(conn, request_stream)
+{
+	uint8_t script[512], sink[256];
+	struct seen seen = { 0, "", 0 };
+	struct vici_packet resp;
+	size_t n = stream_script(script);
+	char v[8];
+
+	ASSERT_EQ((ssize_t)n, write(self->peer, script, n));
+	ASSERT_EQ(0, vici_request_stream(&self->c, "list-sas", NULL, "list-sa", on_sa, &seen,
+					 &resp));
+	/* only the registered event's packets, in order */
+	ASSERT_EQ(2, seen.n);
+	ASSERT_STREQ("ab", seen.names);
+	/* the response survived the unregistration's receive */
+	ASSERT_EQ(VICI_CMD_RESPONSE, resp.type);
+	ASSERT_EQ(0, vici_find_str(resp.msg, resp.msg_len, "done", v, sizeof(v)));
+	ASSERT_STREQ("1", v);
+	/* register, request, unregister went out in that order */
+	ASSERT_GT(read(self->peer, sink, sizeof(sink)), 0);
+	ASSERT_EQ(VICI_EVENT_REGISTER, sink[4]);
+
+	/* The callback fails on the first event: its error comes back, and the
+	 * connection is still in step for the next exchange. */
+	memset(&seen, 0, sizeof(seen));
+	seen.fail_at = 1;
+	ASSERT_EQ((ssize_t)n, write(self->peer, script, n));
+	ASSERT_EQ(-ECANCELED, vici_request_stream(&self->c, "list-sas", NULL, "list-sa", on_sa,
+						  &seen, &resp));
+	ASSERT_EQ(1, seen.n);
+	ASSERT_EQ((ssize_t)n, write(self->peer, script, n));
+	memset(&seen, 0, sizeof(seen));
+	ASSERT_EQ(0, vici_request_stream(&self->c, "list-sas", NULL, "list-sa", on_sa, &seen,
+					 &resp));
+	ASSERT_EQ(2, seen.n);
+}
+
+TEST_F(conn, register_unknown_event)
+{
+	uint8_t pkt[8];
+	size_t n = frame(pkt, VICI_EVENT_UNKNOWN, NULL, NULL);
+
+	ASSERT_EQ((ssize_t)n, write(self->peer, pkt, n));
+	ASSERT_EQ(-ENOENT, vici_register(&self->c, "no-such-event"));
+}
+
 TEST_HARNESS_MAIN

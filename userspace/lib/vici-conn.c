@@ -310,17 +310,28 @@ struct stream_filter {
 	const char *event;
 	int (*fn)(const struct vici_packet *ev, void *arg);
 	void *arg;
+	int err;	/* first error of fn or of an event's message */
 };
 
+/*
+ * Errors are remembered, not returned: returning would leave the rest of the
+ * stream and the response unread and the connection out of step.
+ */
 static int stream_event(const struct vici_packet *ev, void *arg)
 {
 	struct stream_filter *f = arg;
+	int ret;
 
-	if (strcmp(ev->name, f->event))
+	if (f->err || strcmp(ev->name, f->event))
 		return 0;
-	if (vici_message_validate(ev->msg, ev->msg_len))
-		return -EBADMSG;
-	return f->fn ? f->fn(ev, f->arg) : 0;
+	if (vici_message_validate(ev->msg, ev->msg_len)) {
+		f->err = -EBADMSG;
+		return 0;
+	}
+	ret = f->fn ? f->fn(ev, f->arg) : 0;
+	if (ret < 0)
+		f->err = ret;
+	return 0;
 }
 
 int vici_request_stream(struct vici_conn *c, const char *cmd, const struct vici_builder *req,
@@ -328,7 +339,7 @@ int vici_request_stream(struct vici_conn *c, const char *cmd, const struct vici_
 			int (*on_event)(const struct vici_packet *ev, void *arg), void *arg,
 			struct vici_packet *resp)
 {
-	struct stream_filter f = { event, on_event, arg };
+	struct stream_filter f = { event, on_event, arg, 0 };
 	int ret, uret;
 
 	ret = vici_register(c, event);
@@ -370,7 +381,7 @@ int vici_request_stream(struct vici_conn *c, const char *cmd, const struct vici_
 		explicit_bzero(copy, n);
 		free(copy);
 	}
-	return uret;
+	return f.err ? f.err : uret;
 }
 
 int vici_check_success(const struct vici_packet *resp, char *errbuf, size_t errlen)

@@ -196,7 +196,9 @@ int vici_recv(struct vici_conn *c, struct vici_packet *pkt);
 
 /*
  * Issue a command and wait for its response. Events that arrive meanwhile go
- * to on_event (or are dropped when it is NULL). The response stays valid in
+ * to on_event (or are dropped when it is NULL); a negative return from it
+ * aborts the wait (the connection is then out of step: close it). The
+ * response stays valid in
  * *resp until the next receive on c. -EOPNOTSUPP if charon does not know
  * the command, -EPROTO on an unexpected packet type.
  */
@@ -211,6 +213,9 @@ int vici_unregister(struct vici_conn *c, const char *event);
 /*
  * A streaming command (list-sas, list-conns, ...): register for event,
  * request cmd, hand each event to on_event, unregister. *resp as above.
+ * Should on_event fail (or an event's message be malformed), later events
+ * are not passed on but still read, so the connection stays in step, and
+ * that error is returned.
  */
 int vici_request_stream(struct vici_conn *c, const char *cmd, const struct vici_builder *req,
 			const char *event,
