@@ -273,7 +273,9 @@ static int alice_main(const struct cascade_link *l, struct qkd_peer *p)
 		c.st = &st;
 		c.p = p;
 		c.immediate = cm.immediate;
-		if (cascade_peer_agree_seed(p, false, seed))
+		uint32_t batch;
+
+		if (cascade_peer_agree_seed(p, false, &batch, seed) || batch != cm.batch)
 			return 1;
 		s = cascade_session_new(seed);
 		if (l->send(l->ctx, 0, MSG_READY, NULL, 0))
@@ -314,7 +316,7 @@ static int run_remote(const struct cascade_link *l, enum cascade_schedule sched,
 	memset(st, 0, sizeof(*st));
 	c.f = make_frames(count, n, q, seed, true);
 	if (l->send(l->ctx, 0, MSG_CONFIG, (const uint8_t *)&cm, sizeof(cm)) ||
-	    cascade_peer_agree_seed(l->ctx, true, sseed) ||
+	    cascade_peer_agree_seed(l->ctx, true, &cm.batch, sseed) ||
 	    l->recv(l->ctx, &kid, &type, &buf, &len) != 1 || type != MSG_READY)
 		return -EPROTO;
 	qkd_peer_auth_forget(l->ctx, 0);

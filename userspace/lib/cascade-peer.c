@@ -43,14 +43,19 @@ void cascade_link_peer(struct cascade_link *l, struct qkd_peer *p)
 	l->forget = peer_forget;
 }
 
-int cascade_peer_agree_seed(struct qkd_peer *p, bool bob, uint8_t seed[CASCADE_SEED_LEN])
+int cascade_peer_agree_seed(struct qkd_peer *p, bool bob, uint32_t *batch,
+			    uint8_t seed[CASCADE_SEED_LEN])
 {
-	uint8_t mine[CASCADE_SEED_LEN], theirs[CASCADE_SEED_LEN];
+	uint8_t mine[CASCADE_SEED_LEN + 4], theirs[CASCADE_SEED_LEN + 4];
+	size_t want = bob ? CASCADE_SEED_LEN : CASCADE_SEED_LEN + 4;
 	struct qkd_msg m;
 	int r;
 
-	qkd_random(mine, sizeof(mine));
-	r = qkd_send(p, CASCADE_SEED_KEY_ID, CASCADE_MSG_NONCE, mine, sizeof(mine));
+	qkd_random(mine, CASCADE_SEED_LEN);
+	if (bob)
+		memcpy(mine + CASCADE_SEED_LEN, batch, 4);
+	r = qkd_send(p, CASCADE_SEED_KEY_ID, CASCADE_MSG_NONCE, mine,
+		     bob ? CASCADE_SEED_LEN + 4 : CASCADE_SEED_LEN);
 	if (r)
 		return r;
 	r = qkd_recv_expect(p, CASCADE_SEED_KEY_ID, CASCADE_MSG_NONCE, &m);
@@ -58,16 +63,21 @@ int cascade_peer_agree_seed(struct qkd_peer *p, bool bob, uint8_t seed[CASCADE_S
 		return r;
 	if (r == 0)
 		return -EPIPE;
-	if (m.len != CASCADE_SEED_LEN)
+	if (m.len != want)
 		return -EPROTO;
-	memcpy(theirs, m.data, sizeof(theirs));
+	memcpy(theirs, m.data, want);
 	/* The seed is only used once both nonces are known to be authentic. */
 	r = qkd_peer_auth_verify(p, CASCADE_SEED_KEY_ID);
+	explicit_bzero(mine + CASCADE_SEED_LEN, 4);
 	if (r)
 		return r;
-	if (bob)
+	if (bob) {
 		cascade_seed_combine(theirs, mine, seed);
-	else
+	} else {
+		memcpy(batch, theirs + CASCADE_SEED_LEN, 4);
+		if (!*batch || *batch > 1u << 20)
+			return -EPROTO;
 		cascade_seed_combine(mine, theirs, seed);
+	}
 	return 0;
 }

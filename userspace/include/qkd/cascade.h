@@ -210,7 +210,12 @@ struct qkd_peer;
 #define CASCADE_MSG_NONCE 0x0c03
 #define CASCADE_SEED_KEY_ID UINT64_MAX
 void cascade_link_peer(struct cascade_link *l, struct qkd_peer *p);
-/* 0, -EBADMSG if the exchange failed authentication, other -errno. */
-int cascade_peer_agree_seed(struct qkd_peer *p, bool bob, uint8_t seed[CASCADE_SEED_LEN]);
+/*
+ * Also tells Alice Bob's done() batch size (*batch: Bob's in, Alice's out),
+ * which both drivers must share. 0, -EBADMSG if the exchange failed
+ * authentication, -EPROTO for a malformed one, other -errno.
+ */
+int cascade_peer_agree_seed(struct qkd_peer *p, bool bob, uint32_t *batch,
+			    uint8_t seed[CASCADE_SEED_LEN]);
 
 #endif
