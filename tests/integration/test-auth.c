@@ -12,6 +12,7 @@
  * bytes twice; a frame whose stage count differs is dropped on both sides; the
  * consumption report is below 1% of the distilled key.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -352,6 +353,57 @@ TEST(runs_on_recycled_key_alone)
 			qkd_frame_free(in[s][i]);
 			qkd_frame_free(out[s][i]);
 		}
+	env_free(&e);
+}
+
+TEST(sessions_never_reuse_pool_key)
+{
+	/* three sessions on the same pools: each spends fresh bytes, exactly
+	 * 16 + 48 per frame, and Bob's pool refuses every byte spent before */
+	struct qkd_frame *in[2][NF], *out[NF];
+	struct qkd_keypool *kp;
+	struct env e;
+	char path[256];
+	uint64_t spent[2], tot[2], prev = 0;
+	uint8_t buf[48];
+
+	env_init(&e);
+	for (int i = 0; i < NF; i++) {
+		in[0][i] = amplified((uint64_t)i, 0);
+		in[1][i] = amplified((uint64_t)i, 1);
+		qkd_random(in[0][i]->payload, BITS / 8);
+		memcpy(in[1][i]->payload, in[0][i]->payload, BITS / 8);
+	}
+	ASSERT_EQ(0, write_frames(&e, "a.in", in[0], NF));
+	ASSERT_EQ(0, write_frames(&e, "b.in", in[1], NF));
+	for (int run = 0; run < 3; run++) {
+		ASSERT_EQ(0, run_auth(&e));
+		ASSERT_EQ(NF, read_frames(&e, "b.out", out, NF));
+		for (int i = 0; i < NF; i++) {
+			EXPECT_EQ(QKD_STATE_AUTHENTICATED, out[i]->state);
+			qkd_frame_free(out[i]);
+		}
+		for (int s = 0; s < 2; s++) {
+			snprintf(path, sizeof(path), "%s/%c.pool", e.dir, s ? 'b' : 'a');
+			kp = qkd_keypool_open(path);
+			ASSERT_NE(NULL, kp);
+			ASSERT_EQ(0, qkd_keypool_stat(kp, NULL, &tot[s], &spent[s]));
+			if (s == 1) {
+				/* everything spent so far lies in [0, spent) here: the pool is
+				 * consumed from the front, and all of it is refused now */
+				for (uint64_t off = 0; off + sizeof(buf) <= spent[s]; off += 4096)
+					EXPECT_EQ(-EKEYREJECTED, qkd_keypool_take_at(kp, off, 16, buf));
+			}
+			qkd_keypool_close(kp);
+		}
+		EXPECT_EQ(spent[0], spent[1]);
+		EXPECT_EQ(tot[0], tot[1]);
+		EXPECT_EQ(prev + 16 + 48u * NF, spent[0]);
+		prev = spent[0];
+	}
+	for (int s = 0; s < 2; s++)
+		for (int i = 0; i < NF; i++)
+			qkd_frame_free(in[s][i]);
 	env_free(&e);
 }
 
