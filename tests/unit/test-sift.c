@@ -177,6 +177,13 @@ TEST(poslist_round_trip_and_limits)
 	/* Limit enforced, truncation refused. */
 	ASSERT_EQ(-EBADMSG, qkd_poslist_decode(buf, len, 6, 1ull << 40, out));
 	ASSERT_EQ(-EBADMSG, qkd_poslist_decode(buf, len - 1, 6, UINT64_MAX, out));
+	/* 42 as two bytes (0xaa 0x00) is not the minimal encoding: refused. */
+	buf[0] = 0xaa;
+	buf[1] = 0x00;
+	ASSERT_EQ(-EBADMSG, qkd_poslist_decode(buf, 2, 1, UINT64_MAX, out));
+	buf[0] = 0x2a;
+	ASSERT_EQ(1, qkd_poslist_decode(buf, 1, 1, UINT64_MAX, out));
+	ASSERT_EQ(42u, out[0]);
 	/* A gap that would wrap around 2^64 after a first position of 5. */
 	memcpy(buf, wrap, sizeof(wrap));
 	ASSERT_EQ(-EBADMSG, qkd_poslist_decode(buf, sizeof(wrap), 2, UINT64_MAX, out));

@@ -46,8 +46,12 @@ ssize_t qkd_poslist_decode(const uint8_t *buf, size_t len, uint64_t n, uint64_t 
 			if (shift == 63 && (b & 0x7e))
 				return -EBADMSG; /* would overflow 64 bits */
 			v |= (uint64_t)(b & 0x7f) << shift;
-			if (!(b & 0x80))
+			if (!(b & 0x80)) {
+				/* Minimal encodings only: one byte string per list. */
+				if (shift && !b)
+					return -EBADMSG;
 				break;
+			}
 			shift += 7;
 		}
 		if (v >= limit || next > limit - 1 - v)

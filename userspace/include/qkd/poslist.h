@@ -24,7 +24,8 @@ size_t qkd_poslist_encode(const uint64_t *pos, uint64_t n, uint8_t *out);
 
 /*
  * Decode exactly n positions from buf. Every position must be < limit and the
- * list strictly increasing (a gap cannot overflow). Returns the bytes consumed
+ * list strictly increasing (a gap cannot overflow), and every number minimally
+ * encoded, so each list has exactly one encoding. Returns the bytes consumed
  * or -EBADMSG, never reading past buf + len.
  */
 ssize_t qkd_poslist_decode(const uint8_t *buf, size_t len, uint64_t n, uint64_t limit,
