@@ -198,17 +198,18 @@ static int estimate_frame(struct qkd_module *m, const struct qkd_frame *f, struc
 	qkd_log(m, QKD_LOG_DEBUG, "key %" PRIu64 ": %" PRIu64 " bits, sample %" PRIu64 ", %" PRIu64
 		" errors, QBER %.5f (+-%.5f at 1e-6), %" PRIu64 " bits kept", f->key_id,
 		f->bit_count, s.m, errors, qber, qkd_est_hoeffding(s.m, 1e-6), keep);
+	if (keep == 0 || s.m == 0) {
+		/* Nothing left, or nothing to judge the block by. */
+		*why = QKD_ABORT_TOO_SHORT;
+		sample_free(&s);
+		return 0;
+	}
 	if (qber > max_qber) {
 		qkd_log(m, QKD_LOG_INFO, "key %" PRIu64 ": QBER %.4f above %.4f; frame aborted",
 			f->key_id, qber, max_qber);
 		*why = QKD_ABORT_QBER;
 		/* Kept on the aborted frame: it tells the operator why. */
 		out->qber_ppm = (uint32_t)llround(qber * 1e6);
-		sample_free(&s);
-		return 0;
-	}
-	if (keep == 0) {
-		*why = QKD_ABORT_TOO_SHORT;
 		sample_free(&s);
 		return 0;
 	}
