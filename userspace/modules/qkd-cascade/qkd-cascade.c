@@ -19,7 +19,7 @@ static int64_t p_window, p_batch, p_max_rounds;
 static bool p_defer;
 
 static struct qkd_param params[] = {
-	{ "schedule", QKD_PARAM_STRING, "option7",
+	{ "schedule", QKD_PARAM_STRING, "tuned",
 	  "Block-size schedule (Bob decides; Alice follows): original, yan, option7, option8 "
 	  "or tuned, see DESCRIPTION", true, &p_schedule, 0, 0 },
 	{ "window", QKD_PARAM_INT, "32",
