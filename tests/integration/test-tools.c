@@ -48,7 +48,8 @@ static int make_stream(uint64_t first, int n)
 		f->qber_ppm = 30000;
 		f->disclosed_bits = 10;
 		qkd_frame_reserve(f, len);
-		memset(f->payload, (int)k, len);
+		if (len)
+			memset(f->payload, (int)k, len);
 		qkd_write_frame(s, f);
 	}
 	qkd_stream_close(s);

@@ -44,7 +44,8 @@ static int check(const struct qkd_frame *f, uint64_t k, uint32_t bytes)
 static size_t encode(const struct qkd_frame *f, uint8_t *out)
 {
 	qkd_frame_encode_header(f, out);
-	memcpy(out + QKD_FRAME_HDR_LEN, f->payload, f->payload_len);
+	if (f->payload_len)
+		memcpy(out + QKD_FRAME_HDR_LEN, f->payload, f->payload_len);
 	return QKD_FRAME_HDR_LEN + f->payload_len;
 }
 
