@@ -752,6 +752,55 @@ TEST_F(pipe, flipped_bit_in_peer_message_yields_no_key)
 	free_frames(fb, nb);
 }
 
+TEST_F(pipe, flipped_bit_in_estimate_messages_yields_no_key)
+{
+	/* Alice's sample of key 3 (last byte: her sample bits), Bob's bits of key 4. */
+	static const struct flip rules[] = {
+		{ 0, 3, 1, -1, 0x01 },
+		{ 1, 4, 2, 0, 0x01 },
+	};
+	char a[CMD], b[CMD];
+	struct qkd_frame *fa[MAX_FRAMES], *fb[MAX_FRAMES];
+	int na, nb, proxy_port = self->e.port + 5;
+	pid_t mitm;
+
+	mitm = fork();
+	if (mitm == 0)
+		relay(proxy_port, self->e.port + 1, rules, 2);
+	full_pipeline(&self->e, a, b, "--seed 31 --frames 6 --slots 100000", "", false, false);
+	/* Alice's estimate stage goes through the relay. */
+	{
+		char from[64], to[64], *p;
+
+		snprintf(from, sizeof(from), "--peer 127.0.0.1:%d", self->e.port + 1);
+		snprintf(to, sizeof(to), "--peer 127.0.0.1:%d", proxy_port);
+		p = strstr(a, from);
+		ASSERT_NE(NULL, p);
+		ASSERT_EQ(strlen(from), strlen(to));
+		memcpy(p, to, strlen(to));
+	}
+	ASSERT_EQ(0, run_pair(&self->e, a, b, 60));
+	ASSERT_EQ(0, wait_for(mitm, 10));
+	na = read_frames(&self->e, "a.out", fa, MAX_FRAMES);
+	nb = read_frames(&self->e, "b.out", fb, MAX_FRAMES);
+	ASSERT_EQ(6, na);
+	ASSERT_EQ(6, nb);
+	for (int i = 0; i < 6; i++) {
+		uint8_t want = (i == 3 || i == 4) ? QKD_STATE_ABORTED : QKD_STATE_ESTIMATED;
+
+		ASSERT_EQ(want, fa[i]->state);
+		ASSERT_EQ(want, fb[i]->state);
+		if (want == QKD_STATE_ABORTED) {
+			ASSERT_EQ(QKD_ABORT_AUTH, fa[i]->abort_reason);
+			ASSERT_EQ(QKD_ABORT_AUTH, fb[i]->abort_reason);
+		} else {
+			ASSERT_EQ(fa[i]->qber_ppm, fb[i]->qber_ppm);
+		}
+	}
+	free_frames(fa, na);
+	free_frames(fb, nb);
+}
+
 TEST_F(pipe, deferred_authentication_folds_both_stages)
 {
 	char a[CMD], b[CMD];
