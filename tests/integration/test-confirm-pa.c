@@ -10,6 +10,9 @@
  *   - a single flipped bit aborts the frame on both sides (reason confirm);
  *   - a block too short for the bound is aborted on both sides (too-short);
  *   - fixed mode keeps floor(ratio n) bits;
+ *   - with deferred authentication both stages fold equal digests into the
+ *     frames; parameters that differ between the sides (eps-cor at
+ *     confirmation, eps-sec at amplification) abort every frame on both sides;
  *   - the output is a different function of the key for each frame (fresh
  *     seeds): two frames with the same key give different outputs.
  * Binaries come from $QKD_BUILD/bin (default build/bin).
@@ -177,8 +180,9 @@ static void random_key(struct qkd_frame *a, struct qkd_frame *b)
 	memcpy(b->payload, a->payload, a->payload_len);
 }
 
-/* Run both chains; 0 when both exit 0. */
-static int run_chains(const struct env *e, const char *pa_opts, int timeout_s)
+/* Run both chains with per-side extra options; 0 when both exit 0. */
+static int run_chains2(const struct env *e, const char *const confirm_opts[2],
+		       const char *const pa_opts[2], int timeout_s)
 {
 	char cmd[4][4096];
 	pid_t pid[2];
@@ -190,11 +194,11 @@ static int run_chains(const struct env *e, const char *pa_opts, int timeout_s)
 
 		snprintf(cmd[side], sizeof(cmd[side]),
 			 "%s/qkd-confirm --role %s %s 127.0.0.1:%d --keypool %c.pool "
-			 "--eps-cor 1e-12 < %c.in 2> %c.confirm.log | "
+			 "--eps-cor 1e-12 %s < %c.in 2> %c.confirm.log | "
 			 "%s/qkd-pa --role %s %s 127.0.0.1:%d --keypool %c.pool --eps-cor 1e-12 "
 			 "--eps-sec 1e-10 %s > %c.out 2> %c.pa.log",
-			 e->bin, role, conn, e->port, c, c, c, e->bin, role, conn, e->port + 1, c,
-			 pa_opts, c, c);
+			 e->bin, role, conn, e->port, c, confirm_opts[side], c, c, e->bin, role, conn,
+			 e->port + 1, c, pa_opts[side], c, c);
 	}
 	pid[1] = spawn(e, cmd[1]);
 	usleep(100000);
@@ -207,6 +211,13 @@ static int run_chains(const struct env *e, const char *pa_opts, int timeout_s)
 			fprintf(stderr, "no logs\n");
 	}
 	return st[0] || st[1];
+}
+
+static int run_chains(const struct env *e, const char *pa_opts, int timeout_s)
+{
+	const char *const c[2] = { "", "" }, *const p[2] = { pa_opts, pa_opts };
+
+	return run_chains2(e, c, p, timeout_s);
 }
 
 /* What qkd-pa must output for a confirmed frame (k as derived by qkd-pa). */
@@ -335,6 +346,91 @@ TEST(fixed_ratio_mode)
 		ASSERT_EQ(0, memcmp(oa[i]->payload, ob[i]->payload, oa[i]->payload_len));
 		qkd_frame_free(a[i]);
 		qkd_frame_free(b[i]);
+		qkd_frame_free(oa[i]);
+		qkd_frame_free(ob[i]);
+	}
+	env_free(&e);
+}
+
+/* Write n equal random frames of bits each (QBER 2 %) for both sides. */
+static void equal_frames(struct env *e, int n, uint64_t bits, uint64_t disclosed)
+{
+	struct qkd_frame *a, *b, *fa[MAX_FRAMES], *fb[MAX_FRAMES];
+
+	for (int i = 0; i < n; i++) {
+		a = corrected(40 + i, bits, 20000, disclosed, 0);
+		b = corrected(40 + i, bits, 20000, disclosed, 1);
+		random_key(a, b);
+		fa[i] = a;
+		fb[i] = b;
+	}
+	if (write_frames(e, "a.in", fa, n) || write_frames(e, "b.in", fb, n))
+		abort();
+	for (int i = 0; i < n; i++) {
+		qkd_frame_free(fa[i]);
+		qkd_frame_free(fb[i]);
+	}
+}
+
+TEST(deferred_authentication)
+{
+	const char *const d[2] = { "--defer-auth true", "--defer-auth true" };
+	struct qkd_frame *oa[MAX_FRAMES], *ob[MAX_FRAMES];
+	struct env e;
+
+	env_init(&e);
+	equal_frames(&e, 3, 60000, 10000);
+	ASSERT_EQ(0, run_chains2(&e, d, d, 60));
+	ASSERT_EQ(3, read_frames(&e, "a.out", oa, MAX_FRAMES));
+	ASSERT_EQ(3, read_frames(&e, "b.out", ob, MAX_FRAMES));
+	for (int i = 0; i < 3; i++) {
+		ASSERT_EQ(QKD_STATE_AMPLIFIED, oa[i]->state);
+		ASSERT_EQ(QKD_STATE_AMPLIFIED, ob[i]->state);
+		ASSERT_EQ(0, memcmp(oa[i]->payload, ob[i]->payload, oa[i]->payload_len));
+		/* both stages folded their transcript digests, the same on both sides */
+		ASSERT_EQ(2u, oa[i]->auth_stages);
+		ASSERT_EQ(2u, ob[i]->auth_stages);
+		ASSERT_EQ(0, memcmp(oa[i]->auth_acc, ob[i]->auth_acc, sizeof(oa[i]->auth_acc)));
+		qkd_frame_free(oa[i]);
+		qkd_frame_free(ob[i]);
+	}
+	env_free(&e);
+}
+
+TEST(mismatched_parameters_abort_on_both_sides)
+{
+	const char *const none[2] = { "", "" };
+	const char *const cor[2] = { "", "--eps-cor 1e-15" };
+	const char *const sec[2] = { "--eps-sec 1e-3", "" };
+	struct qkd_frame *oa[MAX_FRAMES], *ob[MAX_FRAMES];
+	struct env e;
+
+	/* confirmation tag plans differ: refused, nothing confirmed */
+	env_init(&e);
+	equal_frames(&e, 2, 60000, 10000);
+	ASSERT_EQ(0, run_chains2(&e, cor, none, 60));
+	ASSERT_EQ(2, read_frames(&e, "a.out", oa, MAX_FRAMES));
+	ASSERT_EQ(2, read_frames(&e, "b.out", ob, MAX_FRAMES));
+	for (int i = 0; i < 2; i++) {
+		ASSERT_EQ(QKD_STATE_ABORTED, oa[i]->state);
+		ASSERT_EQ(QKD_ABORT_PEER, oa[i]->abort_reason);
+		ASSERT_EQ(QKD_ABORT_PEER, ob[i]->abort_reason);
+		qkd_frame_free(oa[i]);
+		qkd_frame_free(ob[i]);
+	}
+	env_free(&e);
+
+	/* Alice asks for more output than Bob's bound allows: Bob refuses */
+	env_init(&e);
+	equal_frames(&e, 2, 60000, 10000);
+	ASSERT_EQ(0, run_chains2(&e, none, sec, 60));
+	ASSERT_EQ(2, read_frames(&e, "a.out", oa, MAX_FRAMES));
+	ASSERT_EQ(2, read_frames(&e, "b.out", ob, MAX_FRAMES));
+	for (int i = 0; i < 2; i++) {
+		ASSERT_EQ(QKD_STATE_ABORTED, oa[i]->state);
+		ASSERT_EQ(QKD_STATE_ABORTED, ob[i]->state);
+		ASSERT_EQ(QKD_ABORT_PEER, oa[i]->abort_reason);
+		ASSERT_EQ(QKD_ABORT_PEER, ob[i]->abort_reason);
 		qkd_frame_free(oa[i]);
 		qkd_frame_free(ob[i]);
 	}
