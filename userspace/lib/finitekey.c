@@ -27,7 +27,7 @@ double qkd_fk_mu(uint64_t n, uint64_t k, double eps_sec)
 		return INFINITY;
 	double dn = (double)n, dk = (double)k;
 
-	return sqrt((dn + dk) / (dn * dk) * (dk + 1) / dk * log(2 / eps_sec));
+	return sqrt((dn + dk) / (dn * dk) * (dk + 1) / dk * log(4 / eps_sec));
 }
 
 int qkd_fk_length(uint64_t n, uint64_t k, double qber, uint64_t leak, double eps_sec,

@@ -8,7 +8,7 @@
  *
  *	l = floor( n [1 - h(Q + mu)] - leak_EC - log2(2 / (eps_sec^2 eps_cor)) )
  *
- *	mu = sqrt( (n + k) / (n k) * (k + 1) / k * ln(2 / eps_sec) )
+ *	mu = sqrt( (n + k) / (n k) * (k + 1) / k * ln(4 / eps_sec) )
  *
  * n: bits of the block entering privacy amplification (after the sample was
  * removed), k: bits of the sample that estimated the QBER Q, h: binary

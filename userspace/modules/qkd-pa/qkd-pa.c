@@ -68,7 +68,7 @@ static const struct qkd_module_desc desc = {
 		"output length l is, in finite-key mode (Tomamichel, Lim, Gisin, Renner, Nat. "
 		"Commun. 3:634, 2012),\n\n"
 		"    l = floor(n [1 - h(Q + mu)] - leak - log2(2 / (eps-sec^2 eps-cor)))\n"
-		"    mu = sqrt((n + k) / (n k) * (k + 1) / k * ln(2 / eps-sec))\n\n"
+		"    mu = sqrt((n + k) / (n k) * (k + 1) / k * ln(4 / eps-sec))\n\n"
 		"with Q the frame's estimated QBER, leak its disclosed_bits (everything error "
 		"correction and confirmation disclosed) and k the size of the sample that "
 		"estimated Q. The frame does not carry k: it is sample-bits when set, otherwise "
