@@ -29,7 +29,7 @@ SS_NS_A=alice SS_NS_B=bob
 SS_IP_A=10.99.1.1 SS_IP_B=10.99.1.2
 . tests/kernel/e2e-strongswan-lib.sh
 
-echo "1..15"
+echo "1..16"
 
 cleanup() {
 	ss_cleanup
@@ -45,7 +45,7 @@ hexkey() { od -An -tx1 -v "$1" | tr -d ' \n'; }
 bail() { # the rest cannot run: report it and stop with the plan honoured
 	fail "$1"
 	ss_dump_logs
-	while [ "$tap_n" -lt 15 ]; do fail "not run: $1"; done
+	while [ "$tap_n" -lt 16 ]; do fail "not run: $1"; done
 	exit 1
 }
 
@@ -103,6 +103,16 @@ if [ "$(key_ids a)" = "2 " ] && [ "$(key_ids b)" = "2 " ]; then
 	ok "key 1 is consumed in both stores"
 else
 	fail "key 1 is consumed in both stores (alice: $(key_ids a), bob: $(key_ids b))"
+fi
+
+# Stores are per namespace: alice's qkd-ppk cannot see a link of bob's.
+ctl b link add onlyb >/dev/null && printf '1 %s\n' "$(hexkey "$SS_DIR/k2")" | ctl b key push onlyb
+out=$(ppk a load onlyb 2>&1)
+st=$?
+if [ $st -eq 3 ] && echo "$out" | grep -q 'no link onlyb' && [ "$(ctl b key list onlyb | wc -l)" = 1 ]; then
+	ok "a link of another namespace is not found (exit 3), its key untouched"
+else
+	fail "a link of another namespace is not found (got $st: $out)"
 fi
 
 if ss_initiate; then
