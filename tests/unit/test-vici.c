@@ -414,6 +414,46 @@ TEST(random_trees_round_trip)
 	free(recs);
 }
 
+TEST(print_is_readable_and_hides_binary)
+{
+	static const char want[] =
+		"key1 = value1\n"
+		"section1 {\n"
+		"  sub-section {\n"
+		"    key2 = value2\n"
+		"  }\n"
+		"  list1 = [\n"
+		"    item1\n"
+		"    item2\n"
+		"  ]\n"
+		"}\n";
+	struct vici_builder b;
+	uint8_t secret[4] = { 0xde, 0xad, 0xbe, 0xef };
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	f = open_memstream(&text, &len);
+	ASSERT_NE(NULL, f);
+	ASSERT_EQ(0, vici_message_print(f, example, sizeof(example)));
+	fclose(f);
+	ASSERT_STREQ(want, text);
+	free(text);
+
+	/* binary values are shown as a length, control bytes in names as '?' */
+	vici_builder_init(&b);
+	vici_add_kv(&b, "data", secret, sizeof(secret));
+	vici_add_kv_str(&b, "a\x1b[2Jb", "x");
+	f = open_memstream(&text, &len);
+	ASSERT_NE(NULL, f);
+	ASSERT_EQ(0, vici_message_print(f, b.buf, b.len));
+	fclose(f);
+	ASSERT_STREQ("data = <4 bytes>\na?[2Jb = x\n", text);
+	free(text);
+	vici_builder_free(&b);
+	ASSERT_EQ(-EBADMSG, vici_message_print(stdout, (const uint8_t *)"\x02", 1));
+}
+
 TEST(packet_parse)
 {
 	struct vici_packet pkt;

@@ -408,13 +408,14 @@ int vici_check_success(const struct vici_packet *resp, char *errbuf, size_t errl
 
 				memcpy(errbuf, v, n);
 				errbuf[n] = 0;
-				for (size_t i = 0; i < n; i++)
-					if (!errbuf[i])
-						errbuf[i] = '?';
 			}
 		} else if (ret) {
 			snprintf(errbuf, errlen, "%s", "charon reported failure without errmsg");
 		}
+		/* The text is the peer's: keep control characters off terminals. */
+		for (char *q = errbuf; *q; q++)
+			if ((unsigned char)*q < 0x20 || (unsigned char)*q == 0x7f)
+				*q = '?';
 	}
 	return -EREMOTEIO;
 }

@@ -482,6 +482,17 @@ static void print_value(FILE *out, const uint8_t *v, size_t len)
 		fprintf(out, "<%zu bytes>", len);
 }
 
+/* Names are the peer's too: print them with non-printable bytes as '?'. */
+static void print_name(FILE *out, int indent, const struct vici_element *el)
+{
+	fprintf(out, "%*s", indent, "");
+	for (size_t i = 0; i < el->name_len; i++) {
+		unsigned char c = el->name[i];
+
+		fputc(c >= 0x20 && c < 0x7f ? c : '?', out);
+	}
+}
+
 int vici_message_print(FILE *out, const void *msg, size_t len)
 {
 	struct vici_parser p;
@@ -496,18 +507,21 @@ int vici_message_print(FILE *out, const void *msg, size_t len)
 		indent = 2 * (el.depth + (el.type == VICI_LIST_ITEM));
 		switch (el.type) {
 		case VICI_SECTION_START:
-			fprintf(out, "%*s%.*s {\n", indent, "", (int)el.name_len, el.name);
+			print_name(out, indent, &el);
+			fputs(" {\n", out);
 			break;
 		case VICI_SECTION_END:
 			fprintf(out, "%*s}\n", indent, "");
 			break;
 		case VICI_KEY_VALUE:
-			fprintf(out, "%*s%.*s = ", indent, "", (int)el.name_len, el.name);
+			print_name(out, indent, &el);
+			fputs(" = ", out);
 			print_value(out, el.value, el.value_len);
 			fputc('\n', out);
 			break;
 		case VICI_LIST_START:
-			fprintf(out, "%*s%.*s = [\n", indent, "", (int)el.name_len, el.name);
+			print_name(out, indent, &el);
+			fputs(" = [\n", out);
 			break;
 		case VICI_LIST_ITEM:
 			fprintf(out, "%*s", indent, "");
