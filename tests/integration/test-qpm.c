@@ -71,6 +71,8 @@ static unsigned free_udp_port(void)
 	return p;
 }
 
+static void dump_log(const char *dir);
+
 FIXTURE(qpm) {
 	char dir[64];
 	char port[8];
@@ -221,6 +223,8 @@ FIXTURE_TEARDOWN(qpm)
 	if (self->pid > 0) {
 		kill(self->pid, SIGTERM);
 		waitpid(self->pid, &st, 0);
+		/* A clean exit also means no sanitizer report and no leak in a SAN build. */
+		EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) dump_log(self->dir);
 	}
 	if (getenv("QPM_TEST_KEEP")) {
 		fprintf(stderr, "# kept %s\n", self->dir);
