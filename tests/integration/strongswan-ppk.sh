@@ -27,10 +27,10 @@ SS_DIR=$(mktemp -d /tmp/qkd-ppk-test.XXXXXX)
 SS_CHILDLESS=1
 . tests/kernel/e2e-strongswan-lib.sh
 
-echo "1..22"
+echo "1..25"
 if [ "$(id -u)" -ne 0 ] || [ ! -x "$SS_CHARON" ] || ! command -v swanctl >/dev/null ||
    ! ip netns add "qkdppk-probe$$" 2>/dev/null; then
-	for i in $(seq 22); do skip "strongswan-ppk: needs root, netns and strongSwan"; done
+	for i in $(seq 25); do skip "strongswan-ppk: needs root, netns and strongSwan"; done
 	exit 0
 fi
 ip netns del "qkdppk-probe$$"
@@ -64,7 +64,14 @@ head -c 32 /dev/urandom >"$SS_DIR/k1"
 head -c 32 /dev/urandom >"$SS_DIR/k2"
 head -c 32 /dev/urandom >"$SS_DIR/k2x"
 head -c 64 /dev/urandom >"$SS_DIR/k3"
-for s in a b; do put $s 1 "$SS_DIR/k1"; put $s 3 "$SS_DIR/k3"; done
+head -c 32 /dev/urandom >"$SS_DIR/k4"
+head -c 32 /dev/urandom >"$SS_DIR/k5"
+for s in a b; do
+	put $s 1 "$SS_DIR/k1"
+	put $s 3 "$SS_DIR/k3"
+	put $s 4 "$SS_DIR/k4"
+	put $s 5 "$SS_DIR/k5"
+done
 put a 2 "$SS_DIR/k2"
 put b 2 "$SS_DIR/k2x"
 
@@ -95,7 +102,7 @@ else
 	fail "connections and IKE PSK loaded (swanctl --load-all)"
 fi
 
-check "keys lists the link's key ids" test "$(ppk a keys ab | tr '\n' ' ')" = "1 2 3 "
+check "keys lists the link's key ids" test "$(ppk a keys ab | tr '\n' ' ')" = "1 2 3 4 5 "
 
 id_a=$(ppk a load ab)
 check "load takes the oldest key and prints its PPK id" test "$id_a" = "qkd:ab:1"
@@ -175,6 +182,27 @@ if ss_initiate && ss_sa_has_ppk a; then
 	ok "64-byte PPK: established again"
 else
 	fail "64-byte PPK: established again"
+	ss_dump_logs
+fi
+# swanctl --load-creds drops tagged PPKs; an --untagged one survives it.
+ss_terminate
+ppk b --untagged load ab 4 >/dev/null && ppk b load ab 5 >/dev/null
+if ppk b list | grep -qx qkd:ab:5 && ! ppk b list | grep -qx qkd:ab:4; then
+	ok "--untagged PPKs are not listed, tagged ones are"
+else
+	fail "--untagged PPKs are not listed, tagged ones are"
+fi
+ss_swanctl b --load-creds --noprompt --file "$SS_DIR/b/swanctl.conf" >/dev/null 2>&1
+if ppk b list | grep -qx qkd:ab:5; then
+	fail "swanctl --load-creds unloads the tagged PPK (as documented)"
+else
+	ok "swanctl --load-creds unloads the tagged PPK (as documented)"
+fi
+ppk a load ab 4 >/dev/null && ss_reload_conns "qkd:ab:4"
+if ss_initiate && ss_sa_has_ppk a; then
+	ok "the --untagged PPK survived swanctl --load-creds and is used"
+else
+	fail "the --untagged PPK survived swanctl --load-creds and is used"
 	ss_dump_logs
 fi
 keyctl unlink "$ring_a" @s >/dev/null
