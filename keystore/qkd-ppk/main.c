@@ -151,6 +151,19 @@ static int parse_u64(const char *s, uint64_t *v)
 	return errno || *end ? -EINVAL : 0;
 }
 
+/* The key store's rule for link names; it also keeps PPK ids unambiguous. */
+static bool link_name_ok(const char *link)
+{
+	size_t n = strlen(link);
+
+	if (n < 1 || n > 31 || strspn(link, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+					 "0123456789._-") != n) {
+		fprintf(stderr, "qkd-ppk: bad link name '%s' (1-31 of A-Z a-z 0-9 . _ -)\n", link);
+		return false;
+	}
+	return true;
+}
+
 static int open_charon(const struct opts *o, struct vici_conn *c)
 {
 	int ret = vici_connect(c, o->socket, o->timeout_ms);
@@ -236,6 +249,8 @@ static int cmd_load(const struct opts *o, int argc, char **argv)
 		return EX_USAGE;
 	}
 	link = argv[0];
+	if (!link_name_ok(link))
+		return EX_USAGE;
 	if (argc == 2) {
 		if (parse_u64(argv[1], &id)) {
 			fprintf(stderr, "qkd-ppk: bad key id '%s'\n", argv[1]);
@@ -357,6 +372,8 @@ static int cmd_keys(const struct opts *o, int argc, char **argv)
 		fputs("qkd-ppk: keys takes one LINK\n", stderr);
 		return EX_USAGE;
 	}
+	if (!link_name_ok(argv[0]))
+		return EX_USAGE;
 	n = ppk_list_keys(&o->st, argv[0], &keys);
 	if (n < 0)
 		return link_error(argv[0], n);

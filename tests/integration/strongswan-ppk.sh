@@ -27,10 +27,10 @@ SS_DIR=$(mktemp -d /tmp/qkd-ppk-test.XXXXXX)
 SS_CHILDLESS=1
 . tests/kernel/e2e-strongswan-lib.sh
 
-echo "1..25"
+echo "1..26"
 if [ "$(id -u)" -ne 0 ] || [ ! -x "$SS_CHARON" ] || ! command -v swanctl >/dev/null ||
    ! ip netns add "qkdppk-probe$$" 2>/dev/null; then
-	for i in $(seq 25); do skip "strongswan-ppk: needs root, netns and strongSwan"; done
+	for i in $(seq 26); do skip "strongswan-ppk: needs root, netns and strongSwan"; done
 	exit 0
 fi
 ip netns del "qkdppk-probe$$"
@@ -77,6 +77,18 @@ put b 2 "$SS_DIR/k2x"
 
 check "qkd-ppk --help documents the commands" \
 	sh -c "'$PPK' --help | grep -q 'load LINK \[KEY-ID\]'"
+
+"$PPK" load 'a:b' 2>/dev/null
+st1=$?
+"$PPK" load ab 12x 2>/dev/null
+st2=$?
+"$PPK" frobnicate 2>/dev/null
+st3=$?
+if [ $st1 -eq 1 ] && [ $st2 -eq 1 ] && [ $st3 -eq 1 ]; then
+	ok "bad link name, bad key id, unknown command: usage error (exit 1)"
+else
+	fail "bad link name, bad key id, unknown command: usage error (got $st1 $st2 $st3)"
+fi
 
 ss_netns_up || fail "netns and veth"
 ss_conf a
