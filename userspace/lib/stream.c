@@ -192,6 +192,17 @@ int qkd_stream_close(struct qkd_stream *s)
 		ret = qkd_stream_flush(s);
 	if (s->rop.busy)
 		s->io->cancel(&s->rop);
+	/*
+	 * A write may still be in flight if the flush gave up on an earlier
+	 * error: the kernel must be done with the buffers before they go.
+	 */
+	while (s->wop.busy) {
+		if (s->io->wait(&s->wop, false)) {
+			/* The ring itself failed: leaking beats a use after free. */
+			close(s->fd);
+			return ret ? ret : -EIO;
+		}
+	}
 	if (s->restore_fl)
 		fcntl(s->fd, F_SETFL, s->orig_fl);
 	s->restore_fl = false;

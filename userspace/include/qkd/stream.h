@@ -13,6 +13,10 @@
 #include <stdint.h>
 #include "frame.h"
 
+/*
+ * A stream belongs to the thread that opened it (io_uring rings are per
+ * thread): read, write, flush and close it from that thread only.
+ */
 struct qkd_stream;
 
 #define QKD_STREAM_READ 0x1
