@@ -482,7 +482,7 @@ int main(int argc, char **argv)
 	for (unsigned ni = 0; ni < (only_tp ? 0 : 2); ni++) {
 		for (unsigned qi = 0; qi < 4; qi++) {
 			uint64_t n = 1ull << logn[ni];
-			unsigned count = logn[ni] == 14 ? (quick ? 100 : 400) : (quick ? 8 : 32);
+			unsigned count = logn[ni] == 14 ? (quick ? 100 : 200) : (quick ? 8 : 16);
 			struct stats base;
 
 			run_local(CASCADE_ORIGINAL, n, qbers[qi], count, seed + qi, &base);
@@ -511,7 +511,7 @@ int main(int argc, char **argv)
 	       "tuned schedule, 2 processes, more frames:\n");
 	for (unsigned ni = 0; ni < (only_tp ? 0 : 2); ni++) {
 		for (unsigned qi = 0; qi < 4; qi++) {
-			unsigned count = ni == 0 ? (quick ? 500 : 4000) : (quick ? 16 : 64);
+			unsigned count = ni == 0 ? (quick ? 500 : 2500) : (quick ? 16 : 48);
 			struct stats st;
 			char fer[32];
 
@@ -528,7 +528,7 @@ int main(int argc, char **argv)
 	for (int imm = 0; imm < 2; imm++) {
 		struct stats st, base;
 		char fer[32];
-		unsigned count = quick ? 48 : 256;
+		unsigned count = quick ? 48 : 192;
 
 		if (run_remote(&link, CASCADE_TUNED, 1 << 18, 0.02, count, seed ^ 0xaa, window, imm,
 			       &st))

@@ -291,15 +291,15 @@ TEST(schedules_have_documented_block_sizes)
 	for (int i = 2; i < 14; i++)
 		ASSERT_EQ(4096u, k[i]);
 	/* tuned: 2^ceil(log2(0.5/Q)), 8 k1 (16 k1 on long frames above 6.5 %), n/2 */
-	ASSERT_EQ(16, cascade_block_sizes(CASCADE_TUNED, n, 0.02, k));
+	ASSERT_EQ(20, cascade_block_sizes(CASCADE_TUNED, n, 0.02, k));
 	ASSERT_EQ(32u, k[0]);
 	ASSERT_EQ(256u, k[1]);
-	for (int i = 2; i < 16; i++)
+	for (int i = 2; i < 20; i++)
 		ASSERT_EQ(n / 2, k[i]);
-	ASSERT_EQ(16, cascade_block_sizes(CASCADE_TUNED, n, 0.08, k));
+	ASSERT_EQ(20, cascade_block_sizes(CASCADE_TUNED, n, 0.08, k));
 	ASSERT_EQ(8u, k[0]);
 	ASSERT_EQ(128u, k[1]);
-	ASSERT_EQ(16, cascade_block_sizes(CASCADE_TUNED, 16384, 0.08, k));
+	ASSERT_EQ(20, cascade_block_sizes(CASCADE_TUNED, 16384, 0.08, k));
 	ASSERT_EQ(8u, k[0]);
 	ASSERT_EQ(64u, k[1]);
 	/* the initial block follows the QBER: smaller blocks for more errors */

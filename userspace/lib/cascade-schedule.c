@@ -27,7 +27,7 @@ static const char *const helps[CASCADE_N_SCHEDULES] = {
 			    "k1 = 2^ceil(log2(1/Q)), k2 = 4 k1, then ceil(n/2)",
 	[CASCADE_OPTION8] = "Martinez-Mateo et al. (2015) option 8: 14 passes, a = log2(1/Q) - 0.5, "
 			    "k1 = 2^ceil(a), k2 = 2^ceil((a + 12)/2), then 4096",
-	[CASCADE_TUNED] = "qkdpipe: 16 passes, k1 = 2^ceil(log2(0.5/Q)), k2 = 8 k1 (16 k1 "
+	[CASCADE_TUNED] = "qkdpipe: 20 passes, k1 = 2^ceil(log2(0.5/Q)), k2 = 8 k1 (16 k1 "
 			  "for n >= 2^16 and Q > 6.5 %), then ceil(n/2)",
 };
 
@@ -113,7 +113,7 @@ int cascade_block_sizes(enum cascade_schedule s, uint64_t n, double qber,
 			k[i] = clamp_k(4096, n);
 		return passes;
 	case CASCADE_TUNED:
-		passes = 16;
+		passes = 20;
 		tuned_sizes(q, n, k);
 		break;
 	default:

@@ -36,7 +36,7 @@ enum cascade_schedule {
 	CASCADE_YAN,		/* Yan et al.: 10 passes, k1 = 0.8/Q, k2 = 5 k1, then n/2 */
 	CASCADE_OPTION7,	/* Martinez-Mateo et al. option 7: 14 passes, 2^ceil(log2 1/Q), x4, n/2 */
 	CASCADE_OPTION8,	/* Martinez-Mateo et al. option 8: 14 passes, alpha-dependent, 4096 */
-	CASCADE_TUNED,		/* qkdpipe: 16 passes, 2^ceil(log2 0.5/Q), x8 (x16), n/2 */
+	CASCADE_TUNED,		/* qkdpipe: 20 passes, 2^ceil(log2 0.5/Q), x8 (x16), n/2 */
 	CASCADE_N_SCHEDULES,
 };
 
