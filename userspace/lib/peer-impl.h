@@ -103,6 +103,8 @@ struct qkd_peer {
 };
 
 /* peer.c */
+/* Handshake and first context over a connected stream socket (taken over). */
+struct qkd_peer *peer_open_fd(int fd, const struct qkd_peer_config *cfg);
 int peer_fail(struct qkd_peer *p, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void peer_note(struct qkd_peer *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -661,37 +661,29 @@ static int check_hello(struct qkd_peer *p, const uint8_t *b, size_t len)
 	return 0;
 }
 
-struct qkd_peer *qkd_peer_open(const struct qkd_peer_config *cfg)
+static bool cfg_valid(const struct qkd_peer_config *cfg)
 {
-	struct qkd_peer *p;
-	struct peer_msg *m;
-	const char *addr;
-	int fd, timeout_ms, rc;
-	bool listen;
-
-	open_err[0] = 0;
 	if (!cfg || !cfg->pool || !cfg->port || !cfg->pipeline || !cfg->stage ||
 	    (cfg->role != QKD_ALICE && cfg->role != QKD_BOB)) {
 		snprintf(open_err, sizeof(open_err),
 			 "peer configuration needs a role, pipeline, stage, port and key pool");
-		errno = EINVAL;
-		return NULL;
+		return false;
 	}
 	if (strlen(cfg->pipeline) > MAX_NAME || strlen(cfg->stage) > MAX_NAME) {
 		snprintf(open_err, sizeof(open_err), "pipeline or stage name longer than %d",
 			 MAX_NAME);
-		errno = EINVAL;
-		return NULL;
+		return false;
 	}
-	timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 30000;
-	addr = cfg->address && *cfg->address ? cfg->address : "127.0.0.1";
-	/* Bob listens; Alice connects unless told to listen */
-	listen = cfg->role == QKD_BOB || cfg->listen;
-	fd = listen ? do_listen(cfg, addr, timeout_ms) : do_connect(cfg, addr, timeout_ms);
-	if (fd < 0) {
-		errno = -fd;
-		return NULL;
-	}
+	return true;
+}
+
+/* Handshake and first context over a connected stream socket (owned). */
+struct qkd_peer *peer_open_fd(int fd, const struct qkd_peer_config *cfg)
+{
+	struct qkd_peer *p;
+	struct peer_msg *m;
+	int rc;
+
 	p = calloc(1, sizeof(*p));
 	if (p) {
 		p->fd = -1;
@@ -710,7 +702,7 @@ struct qkd_peer *qkd_peer_open(const struct qkd_peer_config *cfg)
 	p->fd = fd;
 	p->role = cfg->role;
 	p->instance = cfg->instance;
-	p->timeout_ms = timeout_ms;
+	p->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 30000;
 	p->pool = cfg->pool;
 	set_socket_opts(fd);
 
@@ -732,6 +724,29 @@ struct qkd_peer *qkd_peer_open(const struct qkd_peer_config *cfg)
 		return NULL;
 	}
 	return p;
+}
+
+struct qkd_peer *qkd_peer_open(const struct qkd_peer_config *cfg)
+{
+	const char *addr;
+	int fd, timeout_ms;
+	bool listen;
+
+	open_err[0] = 0;
+	if (!cfg_valid(cfg)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 30000;
+	addr = cfg->address && *cfg->address ? cfg->address : "127.0.0.1";
+	/* Bob listens; Alice connects unless told to listen */
+	listen = cfg->role == QKD_BOB || cfg->listen;
+	fd = listen ? do_listen(cfg, addr, timeout_ms) : do_connect(cfg, addr, timeout_ms);
+	if (fd < 0) {
+		errno = -fd;
+		return NULL;
+	}
+	return peer_open_fd(fd, cfg);
 }
 
 void qkd_peer_close(struct qkd_peer *p)
