@@ -31,3 +31,7 @@ $(B)/ktests/%: $(B)/tests/kernel/%.o $(B)/keystore/lib/qksc.o
 all: $(KTEST_BINS)
 # The harness's EXPECT_EQ(literal, unsigned) compares int with unsigned.
 $(B)/tests/kernel/%.o: CFLAGS += -Wno-sign-compare
+
+# Kernel tests in QEMU (also part of `make check` through tests/run).
+vm-check: all
+	tests/run --only 'vm:*'
