@@ -74,9 +74,9 @@ struct cascade_bob {
 	uint64_t hcap, hused;
 	/*
 	 * Passes with small blocks keep known parities in place instead: 2 bits
-	 * per node of every block's tree (0 unknown, 1 asked, 2 + parity),
-	 * stride nodes per block, so a block's whole tree is one or two cache
-	 * lines.
+	 * per left child of every block's tree (0 unknown, 1 asked, 2 + parity;
+	 * only left halves are ever asked), indexed by the parent, stride per
+	 * block, so a block's whole tree is a cache line or two.
 	 */
 	uint64_t *tree[CASCADE_MAX_PASSES];
 	uint64_t stride[CASCADE_MAX_PASSES];
@@ -162,7 +162,7 @@ static inline unsigned known_get(const struct cascade_bob *b, unsigned p, uint64
 				 uint64_t node)
 {
 	if (b->tree[p]) {
-		uint64_t i = blk * b->stride[p] + node;
+		uint64_t i = blk * b->stride[p] + (node >> 1); /* only left children (even) */
 		unsigned v = (unsigned)(b->tree[p][i >> 5] >> (2 * (i & 31))) & 3;
 
 		return v >= 2 ? v - 2 : (v ? HV_PENDING : HV_ABSENT);
@@ -174,7 +174,7 @@ static inline int known_set(struct cascade_bob *b, unsigned p, uint64_t blk, uin
 			    unsigned val)
 {
 	if (b->tree[p]) {
-		uint64_t i = blk * b->stride[p] + node, *w = &b->tree[p][i >> 5];
+		uint64_t i = blk * b->stride[p] + (node >> 1), *w = &b->tree[p][i >> 5];
 		unsigned code = val == HV_PENDING ? 1 : 2 + val;
 
 		*w = (*w & ~(3ull << (2 * (i & 31)))) | ((uint64_t)code << (2 * (i & 31)));
@@ -257,10 +257,10 @@ struct cascade_bob *cascade_bob_new(struct cascade_session *s, const struct casc
 	for (unsigned p = 0; p < b->passes; p++) {
 		b->nb[p] = (n + b->k[p] - 1) / b->k[p];
 		if (b->nb[p] > 2 && b->k[p] <= 65536) {
-			/* Heap indices of a block of k bits stay below 2^(ceil(log2 k) + 1). */
-			uint64_t stride = 2;
+			/* Parents of a block of k bits have heap indices below 2^ceil(log2 k). */
+			uint64_t stride = 1;
 
-			while (stride < 2ull * b->k[p])
+			while (stride < b->k[p])
 				stride *= 2;
 			b->stride[p] = stride;
 			b->tree[p] = zalloc_words((b->nb[p] * stride + 31) / 32);

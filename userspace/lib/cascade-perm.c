@@ -8,6 +8,9 @@
  * splitmix64. Pass 0 is the identity: channel errors are independent of
  * position, and keeping pass 0 unshuffled saves a gather on both sides.
  *
+ * Passes of two blocks need no permutation, only the random half that is the
+ * first block (cascade_perm_half_mask).
+ *
  * Permutations are cached per frame length within the session (frames of one
  * pipeline usually share a length); sets not used by any frame are dropped
  * when more than CACHE_SETS lengths are cached.
@@ -199,14 +202,20 @@ const struct cascade_perm *cascade_perm_pass(struct cascade_perm_set *ps, const 
 	return pm;
 }
 
+/*
+ * The first block of a two-block pass: a uniformly random set of exactly
+ * 'half' positions, drawn directly (random words, then random positions
+ * cleared or set until the count is right: by symmetry every set of that size
+ * is equally likely), so these passes never need a permutation.
+ */
 const uint64_t *cascade_perm_half_mask(struct cascade_perm_set *ps, const uint8_t *seed,
 				       unsigned p, uint64_t half)
 {
-	const struct cascade_perm *c = cascade_perm_pass(ps, seed, p);
 	struct cascade_perm *pm = &ps->perm[p];
-	uint64_t nw = cascade_words(ps->n);
+	uint64_t n = ps->n, nw = cascade_words(n), count = 0;
+	struct rng r;
 
-	if (!c)
+	if (p == 0 || p >= CASCADE_MAX_PASSES || half > n)
 		return NULL;
 	if (pm->half_mask && pm->half == half)
 		return pm->half_mask;
@@ -221,9 +230,24 @@ const uint64_t *cascade_perm_half_mask(struct cascade_perm_set *ps, const uint8_
 			return NULL;
 		}
 	}
-	memset(pm->half_mask, 0, nw * 8);
-	for (uint64_t j = 0; j < half && j < ps->n; j++)
-		cascade_flip(pm->half_mask, pm->fwd[j]);
+	/* A stream of its own: (seed, n, p) with the top bit set. */
+	rng_init(&r, seed, n, p | 0x80000000u);
+	for (uint64_t w = 0; w < nw; w++) {
+		/* A one-block pass (half == n) is the whole frame. */
+		pm->half_mask[w] = half == n ? ~0ull : rng_next(&r);
+		if (w == nw - 1 && n % 64)
+			pm->half_mask[w] &= (1ull << (n % 64)) - 1;
+		count += (uint64_t)__builtin_popcountll(pm->half_mask[w]);
+	}
+	while (count != half) {
+		uint64_t i = rng_below(&r, n);
+		unsigned bit = cascade_bit(pm->half_mask, i);
+
+		if ((count > half) == (bit == 1)) {
+			cascade_flip(pm->half_mask, i);
+			count = bit ? count - 1 : count + 1;
+		}
+	}
 	pm->rank1[0] = 0;
 	for (uint64_t w = 0; w < nw; w++)
 		pm->rank1[w + 1] = pm->rank1[w] + (uint32_t)__builtin_popcountll(pm->half_mask[w]);
