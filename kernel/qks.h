@@ -62,7 +62,7 @@ struct qks_link {
 	char name[QKD_LINK_NAME_MAX];
 	struct net *net;		/* not a reference: valid while !dead */
 
-	spinlock_t lock;
+	spinlock_t lock;		/* everything below up to stats */
 	struct rb_root keys;		/* every stored key by id */
 	struct list_head avail;		/* AVAILABLE keys, ascending id */
 	u32 n_avail;
@@ -84,7 +84,7 @@ struct qks_link {
 };
 
 struct qks_net {
-	struct mutex lock;
+	struct mutex lock;		/* links, n_links, removed */
 	struct list_head links;
 	u32 n_links;
 	struct key *keyring;		/* "qkd:net:<inum>" */

@@ -37,6 +37,7 @@ enum qkd_cmd {
 	QKD_CMD_EVENT_LINK,	/* multicast: LINK LINK_STATE (added/removed) */
 	__QKD_CMD_MAX,
 };
+
 #define QKD_CMD_MAX (__QKD_CMD_MAX - 1)
 
 enum qkd_attr {
@@ -65,6 +66,7 @@ enum qkd_attr {
 	QKD_A_PAD,
 	__QKD_A_MAX,
 };
+
 #define QKD_A_MAX (__QKD_A_MAX - 1)
 
 #define QKD_LINK_MAX_KEYS_LIMIT	(1U << 20)
