@@ -37,7 +37,7 @@ static void usage(FILE *f)
 "    qpm - QKD Protocol Manager: runs and supervises qkdpipe pipelines\n"
 "\n"
 "SYNOPSIS\n"
-"    qpm [--listen ADDR[:PORT]]... [--psk-file FILE] [--load FILE.xml]... [--start]\n"
+"    qpm [--listen [coaps://]ADDR[:PORT]]... [--psk-file FILE] [--load FILE.xml]... [--start]\n"
 "        [--run-dir DIR] [--module-dir DIR]... [--schema FILE] [--log-level LEVEL]\n"
 "\n"
 "DESCRIPTION\n"
@@ -58,11 +58,12 @@ static void usage(FILE *f)
 "    Documentation/control-plane.md lists every resource.\n"
 "\n"
 "OPTIONS\n"
-"    -l, --listen ADDR[:PORT]\n"
+"    -l, --listen [coap://|coaps://]ADDR[:PORT]\n"
 "        Serve the admin interface there (repeatable; default 127.0.0.1:5683,\n"
-"        IPv6 as [ADDR]:PORT). A non-loopback address is served only over\n"
-"        DTLS-PSK (coaps, default port 5684) and needs --psk-file. Modules\n"
-"        always register over the first loopback endpoint.\n"
+"        IPv6 as [ADDR]:PORT). A non-loopback address, or coaps://, is served\n"
+"        only over DTLS-PSK (default port 5684) and needs --psk-file. Modules\n"
+"        register over the first plain loopback endpoint (127.0.0.1:5683 is\n"
+"        added when none is given).\n"
 "    -k, --psk-file FILE\n"
 "        Pre-shared key for DTLS: first line the identity, second line the key\n"
 "        (the same strings coap-client takes with -u and -k). The file must not\n"
@@ -226,8 +227,18 @@ static int add_endpoint(const char *spec, bool *have_loopback)
 	coap_address_t a;
 	bool lo, dtls;
 
-	if (qkd_split_hostport(spec, "5683", host, sizeof(host), port, sizeof(port))) {
-		fprintf(stderr, "qpm: --listen %s: want ADDR[:PORT]\n", spec);
+	const char *hp = spec;
+	bool force_dtls = false;
+
+	/* coaps:// asks for DTLS even on loopback; coap:// is the default. */
+	if (!strncmp(spec, "coaps://", 8)) {
+		force_dtls = true;
+		hp = spec + 8;
+	} else if (!strncmp(spec, "coap://", 7)) {
+		hp = spec + 7;
+	}
+	if (qkd_split_hostport(hp, "5683", host, sizeof(host), port, sizeof(port))) {
+		fprintf(stderr, "qpm: --listen %s: want [coap://|coaps://]ADDR[:PORT]\n", spec);
 		return -1;
 	}
 	if (getaddrinfo(host, NULL, &hints, &ai) || !ai) {
@@ -235,9 +246,10 @@ static int add_endpoint(const char *spec, bool *have_loopback)
 		return -1;
 	}
 	lo = is_loopback(ai->ai_addr);
-	dtls = !lo;
+	/* Remote administration only ever over DTLS-PSK. */
+	dtls = !lo || force_dtls;
 	/* A plain "ADDR" without port on a DTLS endpoint means the coaps port. */
-	if (dtls && !strchr(spec[0] == '[' ? strchr(spec, ']') : spec, ':'))
+	if (dtls && !strchr(hp[0] == '[' ? strchr(hp, ']') : hp, ':'))
 		strcpy(port, "5684");
 	coap_address_init(&a);
 	memcpy(&a.addr, ai->ai_addr, ai->ai_addrlen);
@@ -251,8 +263,8 @@ static int add_endpoint(const char *spec, bool *have_loopback)
 		coap_dtls_spsk_t sp = { .version = COAP_DTLS_SPSK_SETUP_VERSION };
 
 		if (!psk_key_len) {
-			fprintf(stderr, "qpm: --listen %s is not loopback: remote administration "
-				"needs DTLS, give --psk-file\n", spec);
+			fprintf(stderr, "qpm: --listen %s: %s needs DTLS-PSK; give --psk-file\n",
+				spec, lo ? "coaps" : "an address other than loopback");
 			return -1;
 		}
 		if (!coap_dtls_is_supported()) {
@@ -274,7 +286,7 @@ static int add_endpoint(const char *spec, bool *have_loopback)
 	}
 	qpm_log(QPM_INFO, "admin interface on %s port %s (%s)", host, port,
 		dtls ? "DTLS-PSK" : "UDP, loopback");
-	if (lo && !*have_loopback) {
+	if (lo && !dtls && !*have_loopback) {
 		*have_loopback = true;
 		snprintf(qpm.host, sizeof(qpm.host), "%s%s%s", strchr(host, ':') ? "[" : "", host,
 			 strchr(host, ':') ? "]" : "");

@@ -821,14 +821,12 @@ void qpm_tick(void)
 		tick_pipeline(pl, now);
 }
 
-/* On QPM exit: every module gets SIGTERM and a short grace period. */
-void qpm_shutdown(void)
+/* Reap until no process of any pipeline is left or until ms passed. */
+static bool wait_all(uint64_t ms)
 {
-	uint64_t end = qpm_now_ms() + 5000;
+	uint64_t end = qpm_now_ms() + ms;
 	bool any;
 
-	for (struct qpm_pipeline *pl = qpm.pipelines; pl; pl = pl->next)
-		signal_all(pl, SIGTERM);
 	do {
 		any = false;
 		reap();
@@ -837,9 +835,30 @@ void qpm_shutdown(void)
 		if (any)
 			usleep(20000);
 	} while (any && qpm_now_ms() < end);
+	return !any;
+}
+
+/*
+ * On QPM exit: the same clean cut as a stop (sources first, the rest drains
+ * and saves its state), then SIGTERM, then SIGKILL for whatever is left.
+ */
+void qpm_shutdown(void)
+{
+	char err[256];
+
+	for (struct qpm_pipeline *pl = qpm.pipelines; pl; pl = pl->next)
+		if (pl->state == PL_STARTING || pl->state == PL_RUNNING ||
+		    pl->state == PL_RESTARTING)
+			qpm_pipeline_stop(pl, false, err, sizeof(err));
+	if (wait_all(5000))
+		return;
+	for (struct qpm_pipeline *pl = qpm.pipelines; pl; pl = pl->next)
+		signal_all(pl, SIGTERM);
+	if (wait_all(3000))
+		return;
 	for (struct qpm_pipeline *pl = qpm.pipelines; pl; pl = pl->next)
 		signal_all(pl, SIGKILL);
-	reap();
+	wait_all(1000);
 }
 
 struct qpm_proc *qpm_proc_find(const char *id)

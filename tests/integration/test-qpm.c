@@ -620,6 +620,15 @@ TEST_F_TIMEOUT(qpm, hibernate_resume_two_pipelines, 120)
 	EXPECT_GT(c2b, c2a + 5);
 	EXPECT_GT(m1b, m1a);
 	EXPECT_GT(m2b, m2a);
+
+	/* A truncated state file is refused with the module's reason; the file stays. */
+	ASSERT_EQ(0, sh("truncate -s 20 %s/p2.state/bob.estimate.0.state", self->dir));
+	ASSERT_EQ(0, CTL(self, "start p2", bindir, self->port));
+	EXPECT_EQ(1, CTL(self, "wait p2 running 10 >/dev/null 2>&1", bindir, self->port));
+	EXPECT_EQ(0, CTL(self, "show p2 | grep -q 'bob/estimate/0 refused to start.*state file'",
+			 bindir, self->port)) CTL(self, "show p2 >&2", bindir, self->port);
+	EXPECT_EQ(0, sh("test -s %s/p2.state/bob.estimate.0.state", self->dir));
+	EXPECT_EQ(c2b, check_keys(self->dir, "p2", NULL));
 }
 
 TEST_F_TIMEOUT(qpm, live_parameter_change, 60)
@@ -659,8 +668,8 @@ TEST_F_TIMEOUT(qpm, live_parameter_change, 60)
 	ASSERT_GT(b2, b1);
 	TH_LOG("disclosed fraction %.3f before, %.3f after the change",
 	       (d1 - d0) / (b1 - b0), (d2 - d1) / (b2 - b1));
-	EXPECT_LT((d1 - d0) / (b1 - b0), 0.2);
-	EXPECT_GT((d2 - d1) / (b2 - b1), 0.3);
+	EXPECT_LT((d1 - d0) / (b1 - b0), 0.3);
+	EXPECT_GT((d2 - d1) / (b2 - b1), 0.37);
 	EXPECT_GE(check_keys(self->dir, "p1", NULL), 10);
 }
 
@@ -872,6 +881,69 @@ TEST_F_TIMEOUT(qpm, random_datagrams, 60)
 	EXPECT_EQ(0, CTL(self, "wait p1 running 5", bindir, self->port));
 	ASSERT_TRUE(wait_frames(self->dir, "p1", out_frames(self->dir, "p1", "alice") + 5, 10));
 	EXPECT_GE(check_keys(self->dir, "p1", NULL), 5);
+}
+
+/* Remote administration: only DTLS-PSK, here on loopback with coaps://. */
+TEST(dtls_psk_admin)
+{
+	char dir[] = "/tmp/qpm-dtls.XXXXXX", psk[64], bad[64], cmd[1200], plain[40], dtls[48];
+	char bin[600], run[64];
+	unsigned p1 = free_udp_port(), p2 = free_udp_port();
+	struct qkd_coap_reply r;
+	pid_t pid;
+	int st;
+	FILE *f;
+
+	find_bindir();
+	ASSERT_NE(NULL, mkdtemp(dir));
+	snprintf(psk, sizeof(psk), "%s/psk", dir);
+	snprintf(bad, sizeof(bad), "%s/bad", dir);
+	f = fopen(psk, "w");
+	fputs("qpm-admin\nsuper-secret-psk-0123456789\n", f);
+	fclose(f);
+	chmod(psk, 0600);
+	f = fopen(bad, "w");
+	fputs("intruder\nsuper-secret-psk-0123456789\n", f);
+	fclose(f);
+	chmod(bad, 0600);
+	snprintf(bin, sizeof(bin), "%s/qpm", bindir);
+	snprintf(run, sizeof(run), "%s/run", dir);
+
+	/* Not loopback and no key: refused at start. A key file others can read: refused. */
+	EXPECT_EQ(2, sh("%s --listen 0.0.0.0:%u --run-dir %s 2>/dev/null", bin, p2, run));
+	chmod(psk, 0644);
+	EXPECT_EQ(2, sh("%s --listen coaps://127.0.0.1:%u --psk-file %s --run-dir %s 2>/dev/null",
+			bin, p2, psk, run));
+	chmod(psk, 0600);
+
+	snprintf(plain, sizeof(plain), "127.0.0.1:%u", p1);
+	snprintf(dtls, sizeof(dtls), "coaps://127.0.0.1:%u", p2);
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (!pid) {
+		int fd = open("/dev/null", O_WRONLY);
+
+		dup2(fd, 2);
+		execl(bin, "qpm", "--listen", plain, "--listen", dtls, "--psk-file", psk,
+		      "--run-dir", run, (char *)NULL);
+		_exit(127);
+	}
+	usleep(300000);
+	/* qpmctl with the key, and the stock DTLS client. */
+	EXPECT_EQ(0, sh("%s/qpmctl -k %s -s 127.0.0.1:%u list >/dev/null", bindir, psk, p2));
+	EXPECT_EQ(0, sh("coap-client-openssl -u qpm-admin -k super-secret-psk-0123456789 "
+			"coaps://127.0.0.1:%u/qpm | grep -q '\"name\":\"qpm\"'", p2));
+	/* Wrong identity, or plain CoAP at the DTLS port: no answer. */
+	EXPECT_EQ(1, sh("%s/qpmctl -t 1500 -k %s -s 127.0.0.1:%u list 2>/dev/null", bindir, bad,
+			p2));
+	snprintf(cmd, sizeof(cmd), "%u", p2);
+	EXPECT_NE(0, qkd_coap_request("127.0.0.1", cmd, COAP_REQUEST_GET, "qpm", NULL, 0,
+				      QKD_CF_NONE, QKD_CF_NONE, 1000, NULL, &r));
+	kill(pid, SIGTERM);
+	waitpid(pid, &st, 0);
+	EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	EXPECT_EQ(0, system(cmd));
 }
 
 TEST_HARNESS_MAIN
