@@ -79,4 +79,10 @@ void qkd_gf2poly_mul_schoolbook(uint64_t *c, const uint64_t *a, uint64_t na,
 const char *qkd_gf2poly_backend(void);
 const char *qkd_gf2poly_force_backend(int level);
 
+/*
+ * Large work arrays (4 MiB .. 512 MiB, at most two) are kept after use for
+ * the next block, always wiped first. This returns them to the system.
+ */
+void qkd_gf2poly_release_cache(void);
+
 #endif
