@@ -86,7 +86,8 @@ static inline struct qkd_peer_config pt_cfg(enum qkd_role role, const char *port
 {
 	struct qkd_peer_config c = {
 		.role = role, .pipeline = "test", .stage = "s", .instance = 0,
-		.address = "127.0.0.1", .port = port, .timeout_ms = timeout_ms, .pool = kp,
+		.address = "127.0.0.1", .port = port, .listen = role == QKD_BOB,
+		.timeout_ms = timeout_ms, .pool = kp,
 	};
 
 	return c;

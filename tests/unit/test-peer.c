@@ -209,7 +209,7 @@ TEST(handshake_pipeline_mismatch)
 {
 	const struct hs h[2] = {
 		{ "p1", "s", 0, QKD_ALICE, false, "pipeline mismatch (ours 'p1', the peer's 'p2')" },
-		{ "p2", "s", 0, QKD_BOB, false, "pipeline mismatch (ours 'p2', the peer's 'p1')" },
+		{ "p2", "s", 0, QKD_BOB, true, "pipeline mismatch (ours 'p2', the peer's 'p1')" },
 	};
 
 	hs_case(_metadata, h);
@@ -219,7 +219,7 @@ TEST(handshake_stage_mismatch)
 {
 	const struct hs h[2] = {
 		{ "p", "sift", 0, QKD_ALICE, false, "stage mismatch" },
-		{ "p", "cascade", 0, QKD_BOB, false, "stage mismatch" },
+		{ "p", "cascade", 0, QKD_BOB, true, "stage mismatch" },
 	};
 
 	hs_case(_metadata, h);
@@ -229,7 +229,7 @@ TEST(handshake_instance_mismatch)
 {
 	const struct hs h[2] = {
 		{ "p", "s", 1, QKD_ALICE, false, "instance mismatch (ours 1, the peer's 2)" },
-		{ "p", "s", 2, QKD_BOB, false, "instance mismatch (ours 2, the peer's 1)" },
+		{ "p", "s", 2, QKD_BOB, true, "instance mismatch (ours 2, the peer's 1)" },
 	};
 
 	hs_case(_metadata, h);
@@ -425,6 +425,45 @@ TEST(ipv6_loopback)
 	}
 	EXPECT_EQ(0, qkd_send(p, 5, 1, "hello", 5));
 	EXPECT_EQ(0, qkd_peer_auth_verify(p, 5));
+	EXPECT_EQ(0, pt_wait(pid));
+	qkd_peer_close(p);
+	qkd_keypool_close(kp);
+	pt_teardown(&pr);
+}
+
+TEST(alice_listens_bob_connects)
+{
+	struct pair pr;
+	struct qkd_keypool *kp;
+	struct qkd_peer_config cfg;
+	struct qkd_peer *p;
+	struct qkd_msg m;
+	pid_t pid;
+
+	ASSERT_EQ(0, pt_setup(&pr, 4096));
+	pid = fork();
+	if (pid == 0) {
+		struct qkd_keypool *bk = qkd_keypool_open(pr.bpool);
+		struct qkd_peer_config bc = pt_cfg(QKD_BOB, pr.port, bk, TMO);
+		struct qkd_peer *bp;
+
+		bc.listen = false;
+		bp = qkd_peer_open(&bc);
+		if (!bp)
+			_exit(2);
+		if (qkd_recv_expect(bp, 9, 1, &m) != 1 || m.len != 2)
+			_exit(3);
+		_exit(qkd_peer_auth_verify(bp, 9) ? 4 : 0);
+	}
+	kp = qkd_keypool_open(pr.apool);
+	cfg = pt_cfg(QKD_ALICE, pr.port, kp, TMO);
+	cfg.listen = true;
+	p = qkd_peer_open(&cfg);
+	ASSERT_NE(NULL, p) {
+		TH_LOG("open: %s", qkd_peer_open_error());
+	}
+	EXPECT_EQ(0, qkd_send(p, 9, 1, "hi", 2));
+	EXPECT_EQ(0, qkd_peer_auth_verify(p, 9));
 	EXPECT_EQ(0, pt_wait(pid));
 	qkd_peer_close(p);
 	qkd_keypool_close(kp);

@@ -730,7 +730,6 @@ struct qkd_peer *qkd_peer_open(const struct qkd_peer_config *cfg)
 {
 	const char *addr;
 	int fd, timeout_ms;
-	bool listen;
 
 	open_err[0] = 0;
 	if (!cfg_valid(cfg)) {
@@ -739,9 +738,7 @@ struct qkd_peer *qkd_peer_open(const struct qkd_peer_config *cfg)
 	}
 	timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 30000;
 	addr = cfg->address && *cfg->address ? cfg->address : "127.0.0.1";
-	/* Bob listens; Alice connects unless told to listen */
-	listen = cfg->role == QKD_BOB || cfg->listen;
-	fd = listen ? do_listen(cfg, addr, timeout_ms) : do_connect(cfg, addr, timeout_ms);
+	fd = cfg->listen ? do_listen(cfg, addr, timeout_ms) : do_connect(cfg, addr, timeout_ms);
 	if (fd < 0) {
 		errno = -fd;
 		return NULL;

@@ -36,7 +36,7 @@ struct qkd_peer_config {
 	unsigned instance;	/* parallel instance index; must match */
 	const char *address;	/* host or IP (v4/v6); default "127.0.0.1" / "::1" */
 	const char *port;	/* service or number */
-	bool listen;		/* default: Bob listens, Alice connects */
+	bool listen;		/* true: accept one peer; false: connect (usually Bob listens) */
 	int timeout_ms;		/* connect/handshake/receive stall limit; 0 = 30000 */
 	struct qkd_keypool *pool; /* authentication keys; required */
 };
