@@ -327,7 +327,7 @@ struct qpm_pipeline *qpm_pipeline_load(const char *xml, size_t len, const char *
 	xmlSetStructuredErrorFunc(&s, xml_error);
 	/* NONET: no fetching; no NOENT/DTDLOAD: external entities stay unresolved. */
 	doc = xmlCtxtReadMemory(pc, xml, (int)len, s.source, NULL,
-				XML_PARSE_NONET | XML_PARSE_NOWARNING);
+				XML_PARSE_NONET | XML_PARSE_NOWARNING | XML_PARSE_NOERROR);
 	xmlFreeParserCtxt(pc);
 	if (!doc) {
 		if (!s.n)

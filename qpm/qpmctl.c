@@ -82,7 +82,9 @@ static int request(int method, const char *path, const void *body, size_t len, u
 
 	if (ret) {
 		fprintf(stderr, "qpmctl: %s:%s: %s\n", host, port,
-			ret == -ETIMEDOUT ? "no answer (is qpm running?)" : strerror(-ret));
+			ret == -ETIMEDOUT || ret == -ECONNREFUSED || ret == -EIO
+			? "no answer (is qpm running there? with -k: is the key right?)"
+			: strerror(-ret));
 		return -1;
 	}
 	return 0;

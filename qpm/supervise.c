@@ -174,8 +174,36 @@ struct peer_ports {
 	unsigned n;
 };
 
-static unsigned peer_port(struct peer_ports *pp, const struct qpm_moddef *d, unsigned inst)
+/*
+ * The module of the same name on the other side, if any: a <peer> element on
+ * either side fixes the address and port for both.
+ */
+static const struct qpm_moddef *twin(const struct qpm_pipeline *pl, const struct qpm_moddef *d)
 {
+	for (int s = 0; s < 2; s++)
+		for (unsigned i = 0; i < pl->sides[s].n_mods; i++) {
+			const struct qpm_moddef *o = &pl->sides[s].mods[i];
+
+			if (o != d && !strcmp(o->name, d->name))
+				return o;
+		}
+	return NULL;
+}
+
+static const char *peer_addr(const struct qpm_pipeline *pl, const struct qpm_moddef *d)
+{
+	const struct qpm_moddef *o = twin(pl, d);
+
+	if (d->peer_addr)
+		return d->peer_addr;
+	return o && o->peer_addr ? o->peer_addr : "127.0.0.1";
+}
+
+static unsigned peer_port(struct peer_ports *pp, const struct qpm_pipeline *pl,
+			  const struct qpm_moddef *d, unsigned inst)
+{
+	const struct qpm_moddef *o = twin(pl, d);
+	unsigned fixed = d->peer_port ? d->peer_port : o ? o->peer_port : 0;
 	unsigned i;
 
 	for (i = 0; i < pp->n && strcmp(pp->name[i], d->name); i++)
@@ -183,7 +211,7 @@ static unsigned peer_port(struct peer_ports *pp, const struct qpm_moddef *d, uns
 	if (i == pp->n) {
 		pp->name[pp->n++] = d->name;
 		for (unsigned j = 0; j < d->instances; j++)
-			pp->port[i][j] = d->peer_port ? d->peer_port + j : free_port(d->peer_addr);
+			pp->port[i][j] = fixed ? fixed + j : free_port(peer_addr(pl, d));
 	}
 	return pp->port[i][inst];
 }
@@ -239,8 +267,8 @@ static int spawn(struct qpm_proc *p, struct peer_ports *pp)
 	for (unsigned i = 0; i < p->n_out; i++)
 		arg(&a, "--out=fd:%d", p->pipes_out[i]);
 	if (d->peer) {
-		unsigned port = peer_port(pp, d, p->inst);
-		const char *addr = d->peer_addr ? d->peer_addr : "127.0.0.1";
+		unsigned port = peer_port(pp, pl, d, p->inst);
+		const char *addr = peer_addr(pl, d);
 		bool v6 = strchr(addr, ':');
 
 		arg(&a, "--%s=%s%s%s:%u", p->side == QKD_BOB ? "listen" : "peer", v6 ? "[" : "",
