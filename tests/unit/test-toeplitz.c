@@ -210,6 +210,47 @@ TEST(large_odd_sizes)
 	ASSERT_TRUE(check_case(98765, 98765, 0));
 }
 
+/* Output bit i recomputed alone: the (n, 1) hash of the seed window at bit i. */
+static int row_agrees(const uint64_t *out, const uint64_t *seed, const uint64_t *in,
+		      uint64_t n, uint64_t m, uint64_t i)
+{
+	size_t ww = (size_t)(n / 64) + 2, sw = words_of(n + m - 1);
+	uint64_t *win = calloc(ww, 8), bit = 0, q = i / 64;
+	unsigned sh = i % 64;
+	int ok;
+
+	for (size_t w = 0; w < ww; w++) {
+		uint64_t lo = q + w < sw ? seed[q + w] : 0, hi = q + w + 1 < sw ? seed[q + w + 1] : 0;
+
+		win[w] = sh ? (lo >> sh) | (hi << (64 - sh)) : lo;
+	}
+	ok = !qkd_toeplitz_hash_method(&bit, win, in, n, 1, QKD_TOEPLITZ_NAIVE) &&
+	     (bit & 1) == ((out[i / 64] >> (i % 64)) & 1);
+	free(win);
+	return ok;
+}
+
+TEST(large_blocks_reuse_work_arrays)
+{
+	/* 2^23-bit blocks use 4 MiB work arrays, which are kept between calls */
+	for (int t = 0; t < 2; t++) {
+		uint64_t n = (1u << 23) + 13 * t, m = n / 2 + t;
+		uint64_t *s = rand_bits(n + m - 1), *x = rand_bits(n), *y = calloc(words_of(m), 8);
+
+		ASSERT_NE(NULL, y);
+		ASSERT_EQ(0, qkd_toeplitz_hash(y, s, x, n, m));
+		for (int r = 0; r < 24; r++) {
+			uint64_t i = r == 0 ? 0 : r == 1 ? m - 1 : next_rand() % m;
+
+			ASSERT_TRUE(row_agrees(y, s, x, n, m, i)) TH_LOG("row %llu", (unsigned long long)i);
+		}
+		free(s);
+		free(x);
+		free(y);
+	}
+	qkd_gf2poly_release_cache();
+}
+
 TEST(auto_method_agrees)
 {
 	for (int i = 0; i < 20; i++) {
