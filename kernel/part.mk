@@ -29,6 +29,8 @@ $(B)/ktests/%: $(B)/tests/kernel/%.o $(B)/keystore/lib/qksc.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lkeyutils
 
 all: $(KTEST_BINS)
+# The sink test writes frames with libqkd.
+$(B)/ktests/test-ks-sink: $(LIBQKD)
 # The harness's EXPECT_EQ(literal, unsigned) compares int with unsigned.
 $(B)/tests/kernel/%.o: CFLAGS += -Wno-sign-compare
 

@@ -53,7 +53,8 @@ static const struct qkd_module_desc desc = {
 		"(for example a key id stored already) stops the sink with an error. The sink "
 		"wipes every key from its memory after the push. Consumers then take the keys "
 		"through the keyring, the key pump or netlink (Documentation/keystore.md).",
-	.needs = QKD_NEEDS_INPUT,
+	/* Aborted frames come to us (there is no output to forward them to). */
+	.needs = QKD_NEEDS_INPUT | QKD_SEES_ABORTED,
 	.params = params,
 	.examples =
 		"Last stage of Alice's pipeline, 256-bit keys:\n"
@@ -159,6 +160,8 @@ int main(int argc, char **argv)
 		return qkd_module_finish(&m);
 	}
 	while ((r = qkd_module_read(&m, &f)) > 0) {
+		if (f->state == QKD_STATE_ABORTED)
+			continue;
 		if (f->state != QKD_STATE_AUTHENTICATED) {
 			qkd_log(&m, QKD_LOG_ERR, "key %" PRIu64 ": input frame is %s, not "
 				"authenticated; is qkd-ks-sink behind qkd-auth?", f->key_id,
