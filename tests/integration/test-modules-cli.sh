@@ -22,6 +22,8 @@ for m in qkd-sim qkd-sift qkd-estimate; do
 		grep -qx "$s" <<<"$out" || { echo "# $m --help lacks $s"; good=0; }
 	done
 	check "$m --help exits 0 with every section" [ $st -eq 0 -a $good -eq 1 ]
+	long=$(awk 'length > 79' <<<"$out")
+	check "$m --help fits 79 columns" [ -z "$long" ]
 	check "$m --version" bash -c "'$bin/$m' --version | grep -q '^$m (qkdpipe) '"
 	err=$("$bin/$m" --no-such-option 2>&1 >/dev/null); st=$?
 	check "$m rejects an unknown option with status 2" \

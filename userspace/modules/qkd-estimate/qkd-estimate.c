@@ -64,8 +64,8 @@ static const struct qkd_module_desc desc = {
 		"    qkd-estimate --role bob --listen 127.0.0.1:7002 --keypool bob.pool \\\n"
 		"      --sample-ratio 5% < bob.sifted > bob.estimated\n\n"
 		"Alice, aborting above 8%:\n"
-		"    qkd-estimate --role alice --peer 127.0.0.1:7002 --keypool alice.pool \\\n"
-		"      --max-qber 0.08 < alice.sifted > alice.estimated",
+		"    qkd-estimate --role alice --peer 127.0.0.1:7002 \\\n"
+		"      --keypool alice.pool --max-qber 0.08 < alice.sifted > alice.est",
 };
 
 struct sample {

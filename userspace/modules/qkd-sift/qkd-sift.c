@@ -51,10 +51,12 @@ static const struct qkd_module_desc desc = {
 	.params = params,
 	.examples =
 		"Bob listens, Alice connects; both read their simulator's frames:\n"
-		"    qkd-sim --role bob --seed 1 --frames 10 | \\\n"
-		"      qkd-sift --role bob --listen 127.0.0.1:7001 --keypool bob.pool > bob.sifted &\n"
-		"    qkd-sim --role alice --seed 1 --frames 10 | \\\n"
-		"      qkd-sift --role alice --peer 127.0.0.1:7001 --keypool alice.pool > alice.sifted",
+		"    qkd-sim --role bob --seed 1 --frames 10 |\n"
+		"      qkd-sift --role bob --listen 127.0.0.1:7001 \\\n"
+		"        --keypool bob.pool > bob.sifted &\n"
+		"    qkd-sim --role alice --seed 1 --frames 10 |\n"
+		"      qkd-sift --role alice --peer 127.0.0.1:7001 \\\n"
+		"        --keypool alice.pool > alice.sifted",
 };
 
 /* Sift one frame. 1 = sifted frame ready in *out, 0 = aborted (reason set), <0 fatal. */

@@ -85,7 +85,8 @@ static const struct qkd_module_desc desc = {
 		"Ten frames for both sides into files, reproducibly:\n"
 		"    qkd-sim --seed 1 --frames 10 --alice-out a.raw --bob-out b.raw\n\n"
 		"Bob's side of a 50 km link at 2% optical error into a pipe:\n"
-		"    qkd-sim --role bob --seed 7 --distance 50 --qber 2% | qkd-sift --role bob ...",
+		"    qkd-sim --role bob --seed 7 --distance 50 --qber 2% |\n"
+		"      qkd-sift --role bob ...",
 };
 
 struct side {
