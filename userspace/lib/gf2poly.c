@@ -41,7 +41,8 @@
 
 #define GF64_POLY_LOW 0x1bull /* x^4 + x^3 + x + 1 */
 #define CANTOR_DIM 40	      /* basis elements computed: FFTs up to 2^40 points */
-#define MAX_LOG 33	      /* 2^31-bit operands: product < 2^32 bits, 2^27 pieces */
+#define MAX_LOG 32	      /* points are indexed by 32 bits (cantor_point); 2^31-bit
+				 operands need at most 2^28 */
 
 /* ---------------------------------------------------------------- portable */
 
