@@ -122,8 +122,8 @@ TEST(random_differences_in_large_blocks)
 	uint64_t n = (1 << 18) + 5;
 	uint8_t *ka = rand_key(n), *kb = rand_key(n);
 
-	/* even a weak eps_cor of 2^-20 (tags of ~34 bits) never collides here */
-	ASSERT_EQ(0, qkd_confirm_plan(n, pow(2, -20), &p));
+	/* eps_cor 2^-40 (tags of 52 bits): a false pass in 300 trials has p < 3e-10 */
+	ASSERT_EQ(0, qkd_confirm_plan(n, pow(2, -40), &p));
 	for (int t = 0; t < 300; t++) {
 		uint32_t r[3];
 
