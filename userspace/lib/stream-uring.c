@@ -267,9 +267,20 @@ static void reap_ring(struct qkd_uring *r)
 	io_uring_cq_advance(&r->ring, n);
 }
 
+/*
+ * Retiring a write may have started the next one: hand it to the kernel now,
+ * since the caller may go on to block on something that is not a stream.
+ */
+static void submit_pending(struct qkd_uring *r)
+{
+	if (io_uring_sq_ready(&r->ring))
+		io_uring_submit(&r->ring);
+}
+
 static void uring_reap(struct qkd_stream *s)
 {
 	reap_ring(s->ring);
+	submit_pending(s->ring);
 }
 
 static void uring_submit(struct qkd_stream *s)
@@ -290,12 +301,15 @@ static int uring_wait(struct qkd_io_op *op, bool intr)
 	}
 	for (;;) {
 		reap_ring(r);
-		if (!op->busy)
+		if (!op->busy) {
+			submit_pending(r);
 			return 0;
+		}
 		ret = io_uring_submit_and_wait(&r->ring, 1);
 		if (ret == -EINTR) {
 			if (intr) {
 				reap_ring(r);
+				submit_pending(r);
 				return op->busy ? -EINTR : 0;
 			}
 			continue;
