@@ -152,8 +152,15 @@ TEST(multi_clicks_occur_with_bright_pulses)
 	struct qkd_sift_det d;
 	uint64_t flagged = 0;
 
+	double l = p.mu * p.eta, pr = 1 - exp(-l * (1 - p.misalign)), pw = 1 - exp(-l * p.misalign);
+	double ph = 1 - exp(-l / 2), pm = 0.5 * pr * pw + 0.5 * ph * ph;
+	double pd = 1 - 0.5 * (1 - pr) * (1 - pw) - 0.5 * (1 - ph) * (1 - ph);
+
 	qkd_sim_frame(&p, 1, sizeof(a), a, b, &t);
 	ASSERT_GT(t.multi, 1000u);
+	/* Both detectors click independently: multi-click and detection rates. */
+	ASSERT_LT(fabs((double)t.multi - pm * sizeof(a)), 6 * sqrt(pm * (1 - pm) * sizeof(a)));
+	ASSERT_LT(fabs((double)t.detected - pd * sizeof(a)), 6 * sqrt(pd * (1 - pd) * sizeof(a)));
 	for (size_t i = 0; i < sizeof(b); i++)
 		flagged += (b[i] & (QKD_RAW_MULTI | QKD_RAW_DETECTED)) ==
 			   (QKD_RAW_MULTI | QKD_RAW_DETECTED);
