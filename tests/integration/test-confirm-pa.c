@@ -220,6 +220,23 @@ static int run_chains(const struct env *e, const char *pa_opts, int timeout_s)
 	return run_chains2(e, c, p, timeout_s);
 }
 
+/* true when the log file contains needle */
+static bool log_has(const struct env *e, const char *name, const char *needle)
+{
+	char path[256], line[1024];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", e->dir, name);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, needle) != NULL;
+	fclose(f);
+	return found;
+}
+
 /* What qkd-pa must output for a confirmed frame (k as derived by qkd-pa). */
 static uint64_t expected_length(uint64_t n, double q, uint64_t disclosed)
 {
@@ -304,6 +321,13 @@ TEST(confirm_then_amplify)
 		ASSERT_GT(oa[i]->disclosed_bits, spec[i].disclosed);
 		ASSERT_EQ(oa[i]->disclosed_bits, ob[i]->disclosed_bits);
 		ASSERT_EQ(0, (int)(l % 8) ? oa[i]->payload[l / 8] >> (l % 8) : 0);
+	}
+	/* the stages report the reasons in their exit summaries, on both sides */
+	for (int side = 0; side < 2; side++) {
+		ASSERT_TRUE(log_has(&e, side ? "b.confirm.log" : "a.confirm.log",
+				    "too-short 0, confirm 3, auth 0, peer 0"));
+		ASSERT_TRUE(log_has(&e, side ? "b.pa.log" : "a.pa.log",
+				    "too-short 1, confirm 0, auth 0, peer 0"));
 	}
 	/* frame 3 is too short, frame 1 is not: the test covers both branches */
 	ASSERT_EQ(0u, expected_length(2000, 0.02, 300));

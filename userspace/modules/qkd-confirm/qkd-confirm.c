@@ -62,6 +62,24 @@ static const struct qkd_module_desc desc = {
 		"      --eps-cor 1e-15 < alice.corrected > alice.confirmed",
 };
 
+/* Aborted frames by reason, for the exit summary (the runtime counts only the total). */
+static uint64_t aborted_by[QKD_ABORT_PEER + 1];
+
+static int abort_frame(struct qkd_module *m, struct qkd_frame *f, enum qkd_abort_reason why)
+{
+	if ((unsigned)why <= QKD_ABORT_PEER)
+		aborted_by[why]++;
+	return qkd_module_abort_frame(m, f, why);
+}
+
+static void log_aborts(struct qkd_module *m)
+{
+	qkd_log(m, QKD_LOG_INFO, "aborted frames by reason: too-short %" PRIu64 ", confirm %"
+		PRIu64 ", auth %" PRIu64 ", peer %" PRIu64, aborted_by[QKD_ABORT_TOO_SHORT],
+		aborted_by[QKD_ABORT_CONFIRM], aborted_by[QKD_ABORT_AUTH],
+		aborted_by[QKD_ABORT_PEER]);
+}
+
 /*
  * The exchange. 1 = tags equal, 2 = tags differ, 3 = frame to abort for a
  * protocol reason (already told to the peer, or the peer told us), 0 = no
@@ -197,7 +215,7 @@ int main(int argc, char **argv)
 			break;
 		}
 		if (f->bit_count == 0) {
-			r = qkd_module_abort_frame(&m, f, QKD_ABORT_TOO_SHORT);
+			r = abort_frame(&m, f, QKD_ABORT_TOO_SHORT);
 			if (r < 0)
 				break;
 			continue;
@@ -206,14 +224,15 @@ int main(int argc, char **argv)
 		if (r > 0) {
 			r = qkd_module_write(&m, f);
 		} else if (r == 0) {
-			r = qkd_module_abort_frame(&m, f, why);
+			r = abort_frame(&m, f, why);
 		} else {
-			qkd_module_abort_frame(&m, f, QKD_ABORT_PEER);
+			abort_frame(&m, f, QKD_ABORT_PEER);
 			qkd_module_fail(&m);
 			break;
 		}
 		if (r < 0)
 			break;
 	}
+	log_aborts(&m);
 	return qkd_module_finish(&m);
 }

@@ -98,6 +98,24 @@ static const struct qkd_module_desc desc = {
 		"      --mode fixed --ratio 0.25",
 };
 
+/* Aborted frames by reason, for the exit summary (the runtime counts only the total). */
+static uint64_t aborted_by[QKD_ABORT_PEER + 1];
+
+static int abort_frame(struct qkd_module *m, struct qkd_frame *f, enum qkd_abort_reason why)
+{
+	if ((unsigned)why <= QKD_ABORT_PEER)
+		aborted_by[why]++;
+	return qkd_module_abort_frame(m, f, why);
+}
+
+static void log_aborts(struct qkd_module *m)
+{
+	qkd_log(m, QKD_LOG_INFO, "aborted frames by reason: too-short %" PRIu64 ", confirm %"
+		PRIu64 ", auth %" PRIu64 ", peer %" PRIu64, aborted_by[QKD_ABORT_TOO_SHORT],
+		aborted_by[QKD_ABORT_CONFIRM], aborted_by[QKD_ABORT_AUTH],
+		aborted_by[QKD_ABORT_PEER]);
+}
+
 struct settings {
 	bool fixed;
 	double eps_sec, eps_cor, ratio, sample_ratio;
@@ -429,15 +447,16 @@ int main(int argc, char **argv)
 			out->disclosed_bits = f->disclosed_bits;
 			out->auth_ctx = f->auth_ctx;
 			if (r < 0) {
-				qkd_module_abort_frame(&m, out, QKD_ABORT_PEER);
+				abort_frame(&m, out, QKD_ABORT_PEER);
 				qkd_module_fail(&m);
 				break;
 			}
-			r = qkd_module_abort_frame(&m, out, why);
+			r = abort_frame(&m, out, why);
 		}
 		if (r < 0)
 			break;
 	}
 	qkd_frame_free(out);
+	log_aborts(&m);
 	return qkd_module_finish(&m);
 }
