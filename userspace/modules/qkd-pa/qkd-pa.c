@@ -5,7 +5,7 @@
  *
  * Per frame, Alice computes the output length l, draws a fresh Toeplitz seed
  * of n + l - 1 bits with qkd_random() and sends l and the seed (in parts of
- * at most SEED_PART bytes); Bob checks that l is within his own bound and
+ * at most seed-part bytes); Bob checks that l is within his own bound and
  * acknowledges; both hash. A block the bound leaves no key for is aborted on
  * both sides with reason too-short. The seed is public: it discloses nothing
  * about the key, so disclosed_bits is unchanged.
@@ -23,13 +23,12 @@
 enum { MSG_SEED = 1, MSG_SEED_PART = 2, MSG_ACK = 3 };
 
 #define SEED_HDR 16
-#define SEED_PART (32u << 20) /* bytes of seed per message, below QKD_PEER_MAX_MSG */
 
 enum { ACK_REFUSED = 0, ACK_OK = 1 };
 
 static char *p_mode;
 static double p_eps_sec, p_eps_cor, p_ratio, p_sample_ratio;
-static int64_t p_min_sample, p_sample_bits;
+static int64_t p_min_sample, p_sample_bits, p_seed_part;
 static bool p_defer;
 
 static struct qkd_param params[] = {
@@ -52,6 +51,9 @@ static struct qkd_param params[] = {
 	{ "ratio", QKD_PARAM_DOUBLE, "0.5",
 	  "Output bits per input bit in fixed mode (no security claim)", true, &p_ratio, 1e-6,
 	  1 },
+	{ "seed-part", QKD_PARAM_INT, "33554432",
+	  "Largest piece of the Toeplitz seed per peer message, in bytes (Alice's value is "
+	  "used; Bob takes pieces of any size)", false, &p_seed_part, 4096, 33554432 },
 	{ "defer-auth", QKD_PARAM_BOOL, "false",
 	  "Fold this stage's transcript into the frame's deferred authentication "
 	  "accumulators (closed by qkd-auth) instead of verifying tags per block here",
@@ -204,7 +206,7 @@ static int alice_exchange(struct qkd_module *m, const struct qkd_frame *f, uint6
 			  uint64_t **seed)
 {
 	uint64_t n = f->bit_count, sbits = l ? n + l - 1 : 0;
-	size_t sbytes = (size_t)((sbits + 7) / 8), off = 0;
+	size_t sbytes = (size_t)((sbits + 7) / 8), off = 0, chunk = (size_t)p_seed_part;
 	struct qkd_msg msg;
 	uint8_t *buf;
 	int r;
@@ -219,7 +221,7 @@ static int alice_exchange(struct qkd_module *m, const struct qkd_frame *f, uint6
 			((uint8_t *)*seed)[sbytes - 1] &= (uint8_t)((1u << (sbits % 8)) - 1);
 	}
 	/* first message: header and the first part of the seed */
-	size_t first = sbytes < SEED_PART ? sbytes : SEED_PART;
+	size_t first = sbytes < chunk ? sbytes : chunk;
 
 	buf = malloc(SEED_HDR + first);
 	if (!buf)
@@ -232,7 +234,7 @@ static int alice_exchange(struct qkd_module *m, const struct qkd_frame *f, uint6
 	free(buf);
 	off = first;
 	while (r > 0 && off < sbytes) {
-		size_t part = sbytes - off < SEED_PART ? sbytes - off : SEED_PART;
+		size_t part = sbytes - off < chunk ? sbytes - off : chunk;
 
 		r = qkd_module_peer_send(m, f->key_id, MSG_SEED_PART, (uint8_t *)*seed + off, part);
 		off += part;
@@ -273,22 +275,24 @@ static int bob_exchange(struct qkd_module *m, const struct qkd_frame *f, uint64_
 	}
 	na = get_le64(msg.data);
 	*l = get_le64(msg.data + 8);
-	if (na != n) {
-		why = "block lengths differ";
+	if (na > QKD_TOEPLITZ_MAX_BITS || *l > QKD_TOEPLITZ_MAX_BITS) {
+		why = "block or output length out of range";
 		goto refuse;
 	}
-	if (*l > mine) {
-		why = "Alice's output length exceeds this side's bound (are eps-sec, eps-cor, "
-		      "mode and the sample parameters the same on both sides?)";
-		goto refuse;
-	}
-	sbits = *l ? n + *l - 1 : 0;
+	/* the seed as Alice announced it, so that all its parts are read either way */
+	sbits = *l ? na + *l - 1 : 0;
 	sbytes = (size_t)((sbits + 7) / 8);
-	if (msg.len - SEED_HDR != (sbytes < SEED_PART ? sbytes : SEED_PART)) {
+	/* parts of any size, as long as they add up to the announced seed */
+	if (msg.len - SEED_HDR > sbytes || (sbytes && msg.len == SEED_HDR)) {
 		why = "seed part has the wrong length";
 		goto refuse;
 	}
-	if (*l) {
+	if (na != n)
+		why = "block lengths differ";
+	else if (*l > mine)
+		why = "Alice's output length exceeds this side's bound (are eps-sec, eps-cor, "
+		      "mode and the sample parameters the same on both sides?)";
+	if (!why && *l) {
 		*seed = alloc_words(sbits);
 		if (!*seed)
 			return -ENOMEM;
@@ -296,18 +300,19 @@ static int bob_exchange(struct qkd_module *m, const struct qkd_frame *f, uint64_
 	}
 	off = msg.len - SEED_HDR;
 	while (off < sbytes) {
-		size_t part = sbytes - off < SEED_PART ? sbytes - off : SEED_PART;
-
 		r = qkd_module_peer_reply(m, f->key_id, MSG_SEED_PART, &msg);
 		if (r <= 0)
 			return r;
-		if (msg.len != part) {
+		if (!msg.len || msg.len > sbytes - off) {
 			why = "seed part has the wrong length";
 			goto refuse;
 		}
-		memcpy((uint8_t *)*seed + off, msg.data, part);
-		off += part;
+		if (*seed)
+			memcpy((uint8_t *)*seed + off, msg.data, msg.len);
+		off += msg.len;
 	}
+	if (why)
+		goto refuse;
 	r = qkd_module_peer_send(m, f->key_id, MSG_ACK, &ack, 1);
 	if (r <= 0)
 		return r;
