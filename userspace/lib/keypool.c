@@ -552,10 +552,16 @@ int qkd_keypool_append(struct qkd_keypool *kp, const void *key, size_t len)
 	if (rc)
 		return rc;
 	rc = total_bytes(kp, &total);
+	/*
+	 * No fdatasync here (it costs a journal commit per append): other
+	 * processes see the bytes at once through the page cache, and a crash
+	 * that loses appended bytes cannot make key be reused, since spent
+	 * ranges are durable and bytes re-appended at spent offsets are never
+	 * handed out; the pools of the two sides may then differ, which qkd-auth
+	 * detects. close() syncs.
+	 */
 	if (!rc)
 		rc = write_full(kp->fd, key, len, (off_t)total);
-	if (!rc && fdatasync(kp->fd) < 0)
-		rc = -errno;
 	if (rc) /* a partial append must not become key: cut it off */
 		if (ftruncate(kp->fd, (off_t)total) < 0)
 			rc = -errno;

@@ -19,7 +19,8 @@
  * direction under different keys (short of an attacker, whom the tags catch).
  *
  * Closing (qkd_peer_auth_verify), three messages, three fresh 16-byte pads
- * that Alice takes from the pool and Bob takes at her offsets:
+ * that Alice takes from the pool and Bob takes at her offsets (in 4 KiB
+ * chunks, see pads_take):
  *   V1  A->B  offset, tag1 = D(A->B) ^ pad1
  *   V2  B->A  tag2 = D(B->A) ^ pad2 if tag1 verified, else random
  *   V3  A->B  tag3 = D(B->A) ^ pad3 if tag2 verified, else random
@@ -321,6 +322,97 @@ int peer_auth_on_ctrl(struct qkd_peer *p, uint16_t type, const uint8_t *body, si
 	return 0;
 }
 
+/* ---- one-time pads --------------------------------------------------------- */
+
+static void chunk_drop(struct pad_chunk *c)
+{
+	if (c->key) {
+		explicit_bzero(c->key, c->len);
+		free(c->key);
+	}
+	memset(c, 0, sizeof(*c));
+}
+
+/* Alice: 48 fresh bytes; where they lie goes to *coff, *clen, *rel. */
+static int pads_take(struct qkd_peer *p, uint8_t out[PEER_PAD_BYTES], uint64_t *coff,
+		     uint32_t *clen, uint32_t *rel)
+{
+	struct pad_chunk *c = &p->pc[0];
+	int rc;
+
+	if (!c->key || c->len - c->used < PEER_PAD_BYTES) {
+		uint32_t len = PEER_PAD_CHUNK;
+
+		chunk_drop(c);
+		c->key = malloc(len);
+		if (!c->key)
+			return -ENOMEM;
+		rc = qkd_keypool_take(p->pool, len, c->key, &c->off);
+		if (rc == -ENOSPC) {
+			/* a nearly empty pool: one closing's worth at a time */
+			len = PEER_PAD_BYTES;
+			rc = qkd_keypool_take(p->pool, len, c->key, &c->off);
+		}
+		if (rc) {
+			free(c->key);
+			c->key = NULL;
+			return rc;
+		}
+		c->len = len;
+		c->used = 0;
+	}
+	memcpy(out, c->key + c->used, PEER_PAD_BYTES);
+	explicit_bzero(c->key + c->used, PEER_PAD_BYTES);
+	*coff = c->off;
+	*clen = c->len;
+	*rel = c->used;
+	c->used += PEER_PAD_BYTES;
+	return 0;
+}
+
+/* Bob: the 48 bytes Alice named; never the same unit twice. */
+static int pads_take_at(struct qkd_peer *p, uint64_t coff, uint32_t clen, uint32_t rel,
+			uint8_t out[PEER_PAD_BYTES])
+{
+	struct pad_chunk *c = NULL;
+	int rc;
+
+	if (clen < PEER_PAD_BYTES || clen > PEER_PAD_CHUNK || rel % 16 ||
+	    rel > clen - PEER_PAD_BYTES)
+		return -EINVAL;
+	for (int i = 0; i < PEER_PAD_CACHED; i++)
+		if (p->pc[i].key && p->pc[i].off == coff && p->pc[i].len == clen)
+			c = &p->pc[i];
+	if (!c) {
+		/* a new chunk: replace the least recently used one */
+		c = &p->pc[0];
+		for (int i = 1; i < PEER_PAD_CACHED; i++)
+			if (!p->pc[i].key || (c->key && p->pc[i].stamp < c->stamp))
+				c = &p->pc[i];
+		chunk_drop(c);
+		c->key = malloc(clen);
+		if (!c->key)
+			return -ENOMEM;
+		rc = qkd_keypool_take_at(p->pool, coff, clen, c->key);
+		if (rc) {
+			free(c->key);
+			c->key = NULL;
+			return rc;
+		}
+		c->off = coff;
+		c->len = clen;
+	}
+	for (uint32_t u = rel / 16; u < (rel + PEER_PAD_BYTES) / 16; u++)
+		if (c->map[u / 64] & (1ull << (u % 64)))
+			return -EKEYREJECTED;
+	for (uint32_t u = rel / 16; u < (rel + PEER_PAD_BYTES) / 16; u++)
+		c->map[u / 64] |= 1ull << (u % 64);
+	memcpy(out, c->key + rel, PEER_PAD_BYTES);
+	explicit_bzero(c->key + rel, PEER_PAD_BYTES);
+	c->stamp = ++p->pc_clock;
+	return 0;
+}
+
 /* ---- closing ----------------------------------------------------------------- */
 
 /*
@@ -384,7 +476,8 @@ static int close_exchange(struct qkd_peer *p, uint64_t key_id, struct transcript
 {
 	uint16_t ty1 = frame ? CT_FV1 : CT_V1, ty2 = frame ? CT_FV2 : CT_V2,
 		 ty3 = frame ? CT_FV3 : CT_V3;
-	uint8_t pads[PEER_PAD_BYTES], d0[16], d1[16], want[16], b[25];
+	uint8_t pads[PEER_PAD_BYTES], d0[16], d1[16], want[16], b[PEER_V1_LEN];
+	uint32_t clen, rel;
 	struct peer_ctx *c;
 	struct peer_msg *m = NULL;
 	bool ok = true;
@@ -392,7 +485,7 @@ static int close_exchange(struct qkd_peer *p, uint64_t key_id, struct transcript
 	int rc;
 
 	if (p->role == QKD_ALICE) {
-		rc = qkd_keypool_take(p->pool, sizeof(pads), pads, &off);
+		rc = pads_take(p, pads, &off, &clen, &rel);
 		if (rc) {
 			/* Bob is waiting for V1: without pads the channel cannot go on */
 			rc = peer_fail(p, -rc, "authentication key pool: cannot take %d bytes of "
@@ -404,9 +497,11 @@ static int close_exchange(struct qkd_peer *p, uint64_t key_id, struct transcript
 		else
 			memcpy(d0, fixed[0], 16);
 		qkd_put_le64(b, off);
-		b[8] = t ? (uint8_t)t->d[0].ctx->seq : 0;
-		xor16(b + 9, d0, pads);
-		rc = send_ctrl(p, ty1, key_id, b, 25);
+		peer_put_le32(b + 8, clen);
+		peer_put_le32(b + 12, rel);
+		b[16] = t ? (uint8_t)t->d[0].ctx->seq : 0;
+		xor16(b + 17, d0, pads);
+		rc = send_ctrl(p, ty1, key_id, b, PEER_V1_LEN);
 		if (rc)
 			goto out;
 		m = expect_ctrl(p, ty2, key_id, 17, &rc);
@@ -434,28 +529,30 @@ static int close_exchange(struct qkd_peer *p, uint64_t key_id, struct transcript
 	} else {
 		bool pads_ok;
 
-		m = expect_ctrl(p, ty1, key_id, 25, &rc);
+		m = expect_ctrl(p, ty1, key_id, PEER_V1_LEN, &rc);
 		if (!m)
 			goto out;
 		off = qkd_le64(m->data);
-		rc = qkd_keypool_take_at(p->pool, off, sizeof(pads), pads);
+		clen = peer_le32(m->data + 8);
+		rel = peer_le32(m->data + 12);
+		rc = pads_take_at(p, off, clen, rel, pads);
 		pads_ok = !rc;
 		if (!pads_ok) {
-			peer_note(p, "authentication failed for key id %llu: Alice's pad offset %llu "
-				  "refused by our key pool: %s", (unsigned long long)key_id,
-				  (unsigned long long)off,
+			peer_note(p, "authentication failed for key id %llu: Alice's pad at offset "
+				  "%llu+%u refused by our key pool: %s", (unsigned long long)key_id,
+				  (unsigned long long)off, rel,
 				  rc == -EKEYREJECTED ? "already spent" : strerror(-rc));
 			qkd_random(pads, sizeof(pads));
 			ok = false;
 		}
 		if (t) {
-			ok &= dir_digest(p, t, 0, m->data[8], d0, &c);
+			ok &= dir_digest(p, t, 0, m->data[16], d0, &c);
 		} else {
 			memcpy(d0, fixed[0], 16);
-			ok &= m->data[8] == 0;
+			ok &= m->data[16] == 0;
 		}
 		xor16(want, d0, pads);
-		ok &= !qkd_mac_verify(want, m->data + 9);
+		ok &= !qkd_mac_verify(want, m->data + 17);
 		free(m);
 		m = NULL;
 		if (t)
@@ -584,6 +681,8 @@ void peer_auth_free(struct qkd_peer *p)
 			free(t);
 		}
 	}
+	for (int i = 0; i < PEER_PAD_CACHED; i++)
+		chunk_drop(&p->pc[i]);
 	while (p->ctxs) {
 		struct peer_ctx *c = p->ctxs;
 

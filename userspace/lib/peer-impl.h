@@ -24,7 +24,8 @@ enum peer_ctrl {
 	CT_HELLO = 1,	/* handshake */
 	CT_CTX = 2,	/* A->B: new context: le32 seq, le64 pool offset of its hash key */
 	CT_CTX_ACK = 3,	/* B->A: le32 seq */
-	CT_V1 = 4,	/* A->B: le64 pad offset, u8 ctx of A->B, tag(A->B) */
+	CT_V1 = 4,	/* A->B: le64 chunk offset, le32 chunk length, le32 pad position,
+			 * u8 ctx of A->B, tag(A->B) */
 	CT_V2 = 5,	/* B->A: u8 ctx of B->A, tag(B->A) or random if V1 failed */
 	CT_V3 = 6,	/* A->B: tag(B->A) as Alice saw it, or random if V2 failed */
 	CT_END = 7,	/* either way: u8 ctx of the sender's direction; sender done with key id */
@@ -34,6 +35,23 @@ enum peer_ctrl {
 };
 
 #define PEER_PAD_BYTES 48 /* three one-time pads per closing exchange */
+#define PEER_V1_LEN 33
+/*
+ * Pads are taken from the pool in chunks, so that one durable pool update
+ * serves many closings; Alice hands the chunk out 48 bytes at a time, Bob
+ * takes the same chunk with take_at and marks every 16-byte unit he used.
+ */
+#define PEER_PAD_CHUNK 4096
+#define PEER_PAD_CACHED 2
+
+struct pad_chunk {
+	uint64_t off;
+	uint32_t len;
+	uint32_t used;		/* Alice: next position to hand out */
+	uint64_t stamp;		/* Bob: last use, for eviction */
+	uint8_t *key;		/* len bytes; handed-out bytes are wiped */
+	uint64_t map[PEER_PAD_CHUNK / 16 / 64]; /* Bob: 16-byte units used */
+};
 #define PEER_MAX_CTX 200  /* live contexts; seq is carried mod 256 */
 #define PEER_MAX_TRANSCRIPTS (1u << 16)
 #define PEER_MAX_QUEUED ((size_t)4 * QKD_PEER_MAX_MSG)
@@ -97,6 +115,8 @@ struct qkd_peer {
 	uint32_t ctx_seq;		/* newest context's seq */
 	uint32_t ctx_acked;		/* Alice: newest seq Bob acknowledged */
 	uint32_t ctx_claimed;		/* Bob: contexts returned by new_context */
+	struct pad_chunk pc[PEER_PAD_CACHED];
+	uint64_t pc_clock;
 	struct transcript *tt[PEER_TBUCKETS];
 	size_t n_transcripts;
 	bool open_done;			/* handshake finished */

@@ -30,6 +30,7 @@
 #include "mac-impl.h"
 
 #define HELLO_MAGIC "QKDPEER1"
+#define PEER_DIRECT_MIN 16384 /* bodies larger than this bypass the receive buffer */
 #define MAX_NAME 255
 
 static __thread char open_err[256];
@@ -246,6 +247,38 @@ static int rx_need(struct qkd_peer *p, size_t n, bool boundary)
 	return 0;
 }
 
+/* Read exactly n bytes straight into dst (large bodies skip the buffer). */
+static int rx_direct(struct qkd_peer *p, uint8_t *dst, size_t n)
+{
+	while (n) {
+		ssize_t got = recv(p->fd, dst, n, MSG_DONTWAIT);
+
+		if (got > 0) {
+			dst += got;
+			n -= (size_t)got;
+			continue;
+		}
+		if (got == 0)
+			return peer_fail(p, ECONNRESET,
+					 "peer closed the connection in the middle of a message");
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			int rc = wait_fd(p->fd, POLLIN, p->timeout_ms);
+
+			if (rc == -ETIMEDOUT)
+				return peer_fail(p, ETIMEDOUT,
+						 "peer stalled: nothing received for %d ms",
+						 p->timeout_ms);
+			if (rc)
+				return peer_fail(p, -rc, "poll: %s", strerror(-rc));
+			continue;
+		}
+		return peer_fail(p, errno, "receive from peer: %s", strerror(errno));
+	}
+	return 0;
+}
+
 static struct peer_msg *msg_new(uint64_t key_id, uint16_t type, uint8_t kind,
 				const uint8_t *data, uint32_t len)
 {
@@ -258,7 +291,8 @@ static struct peer_msg *msg_new(uint64_t key_id, uint16_t type, uint8_t kind,
 	m->kind = kind;
 	m->len = len;
 	m->next = NULL;
-	memcpy(m->data, data, len);
+	if (data)
+		memcpy(m->data, data, len);
 	m->data[len] = 0;
 	return m;
 }
@@ -307,6 +341,31 @@ static int pump(struct qkd_peer *p, struct peer_msg **data)
 	if (len > QKD_PEER_MAX_MSG)
 		return peer_fail(p, EMSGSIZE, "peer sent an oversized message (%u bytes, limit %u)",
 				 len, QKD_PEER_MAX_MSG);
+	if (kind == PEER_KIND_DATA && len > PEER_DIRECT_MIN) {
+		/* a large body goes straight into its message: no buffer moves */
+		uint8_t h[PEER_HDR_LEN];
+		size_t have = p->rlen - p->rpos - PEER_HDR_LEN;
+		struct peer_msg *m = msg_new(key_id, type, kind, NULL, len);
+
+		if (!m)
+			return peer_fail(p, ENOMEM, "out of memory for a %u-byte message", len);
+		memcpy(h, hdr, PEER_HDR_LEN);
+		if (have > len)
+			have = len;
+		memcpy(m->data, hdr + PEER_HDR_LEN, have);
+		p->rpos += PEER_HDR_LEN + have;
+		if (p->rpos == p->rlen)
+			p->rpos = p->rlen = 0;
+		rc = rx_direct(p, m->data + have, len - have);
+		if (!rc)
+			rc = peer_auth_on_data(p, ctx, key_id, h, m->data, len);
+		if (rc) {
+			msg_free(m);
+			return rc;
+		}
+		*data = m;
+		return PUMP_DATA;
+	}
 	rc = rx_need(p, PEER_HDR_LEN + (size_t)len, false);
 	if (rc)
 		return rc < 0 ? rc : peer_fail(p, ECONNRESET, "peer closed mid-message");
