@@ -12,7 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <stddef.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 
@@ -378,6 +383,64 @@ TEST(backend_selection_and_fd_flags)
 	ASSERT_EQ(EINVAL, errno);
 	close(other);
 	close(p[1]);
+}
+
+/* Make io_uring_setup fail with err for this process, as a sandbox would. */
+static int refuse_io_uring(int err)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (unsigned)err),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]), .filter = f };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		return -1;
+	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
+}
+
+/* In a child where io_uring is refused, streams fall back by themselves and work. */
+static int child_without_io_uring(int err)
+{
+	struct qkd_frame *f = qkd_frame_new(0), *g = NULL;
+	struct qkd_stream *r, *w;
+	int p[2];
+
+	unsetenv("QKD_TRANSPORT");
+	if (refuse_io_uring(err) || pipe(p))
+		return 10;
+	r = qkd_stream_open(p[0], QKD_STREAM_READ);
+	w = qkd_stream_open(p[1], QKD_STREAM_WRITE);
+	if (!r || !w)
+		return 11;
+	if (qkd_stream_uses_uring(r) || qkd_stream_uses_uring(w))
+		return 12;
+	fill(f, 3, 104);
+	if (qkd_write_frame(w, f) || qkd_stream_close(w))
+		return 13;
+	if (qkd_read_frame(r, &g) != 1 || !check(g, 3, 104) || qkd_read_frame(r, &g) != 0)
+		return 14;
+	qkd_stream_close(r);
+	return 0;
+}
+
+TEST(fallback_chosen_when_io_uring_is_refused)
+{
+	static const int errs[] = { EPERM, ENOSYS };
+
+	for (int i = 0; i < 2; i++) {
+		int status;
+		pid_t pid = fork();
+
+		if (!pid)
+			_exit(child_without_io_uring(errs[i]));
+		waitpid(pid, &status, 0);
+		ASSERT_TRUE(WIFEXITED(status));
+		ASSERT_EQ(0, WEXITSTATUS(status)) TH_LOG("io_uring_setup failing with %s",
+							  strerror(errs[i]));
+	}
 }
 
 TEST_HARNESS_MAIN
