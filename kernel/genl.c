@@ -26,6 +26,17 @@ static struct netlink_range_validation qks_max_bytes_range = {
 	.max = 1ULL << 40,
 };
 
+/* SPI_BASE + 0xffff must stay a valid SPI (256..2^32-1). */
+static struct netlink_range_validation qks_spi_base_range = {
+	.min = 256,
+	.max = 0xffff0000ULL,
+};
+
+static struct netlink_range_validation qks_life_seconds_range = {
+	.min = 0,
+	.max = 1ULL << 31,
+};
+
 static const struct nla_policy qks_policy[QKD_A_MAX + 1] = {
 	[QKD_A_LINK] = { .type = NLA_NUL_STRING, .len = QKD_LINK_NAME_MAX - 1 },
 	[QKD_A_KEY_ID] = { .type = NLA_U64 },
@@ -35,9 +46,18 @@ static const struct nla_policy qks_policy[QKD_A_MAX + 1] = {
 	[QKD_A_LOW_WATERMARK] = { .type = NLA_U32 },
 	[QKD_A_UID] = { .type = NLA_U32 },
 	[QKD_A_GID] = { .type = NLA_U32 },
+	[QKD_A_XFRM_ID] = { .type = NLA_U32 },
+	[QKD_A_XFRM_SADDR] = NLA_POLICY_RANGE(NLA_BINARY, 4, 16),
+	[QKD_A_XFRM_DADDR] = NLA_POLICY_RANGE(NLA_BINARY, 4, 16),
+	[QKD_A_XFRM_MODE] = NLA_POLICY_MAX(NLA_U8, QKD_XFRM_MODE_TUNNEL),
+	[QKD_A_XFRM_SPI_BASE] = NLA_POLICY_FULL_RANGE(NLA_U32, &qks_spi_base_range),
+	[QKD_A_XFRM_REQID] = { .type = NLA_U32 },
+	[QKD_A_XFRM_ICV_BITS] = NLA_POLICY_RANGE(NLA_U32, 64, 128),
+	[QKD_A_XFRM_LIFE_BYTES] = { .type = NLA_U64 },
+	[QKD_A_XFRM_LIFE_PACKETS] = { .type = NLA_U64 },
+	[QKD_A_XFRM_LIFE_SECONDS] = NLA_POLICY_FULL_RANGE(NLA_U64, &qks_life_seconds_range),
+	[QKD_A_XFRM_GRACE] = NLA_POLICY_RANGE(NLA_U32, 0, 3600),
 };
-
-static struct genl_family qks_family;
 
 enum { QKS_MCGRP_EVENTS };
 
@@ -364,6 +384,134 @@ static int qks_cmd_stats_get(struct sk_buff *skb, struct genl_info *info)
 	return genlmsg_reply(msg, info);
 }
 
+static int qks_get_addr(struct genl_info *info, int attr, xfrm_address_t *a)
+{
+	struct nlattr *na = info->attrs[attr];
+
+	if (nla_len(na) != 4 && nla_len(na) != 16) {
+		NL_SET_ERR_MSG_ATTR(info->extack, na, "address must be 4 (IPv4) or 16 (IPv6) bytes");
+		return -EINVAL;
+	}
+	memset(a, 0, sizeof(*a));
+	memcpy(a, nla_data(na), nla_len(na));
+	return nla_len(na) == 4 ? AF_INET : AF_INET6;
+}
+
+static int qks_cmd_xfrm_bind(struct sk_buff *skb, struct genl_info *info)
+{
+	struct qks_xfrm_tmpl t = { .icv_bits = 128, .grace = 5 };
+	struct nlattr **a = info->attrs;
+	struct qks_link *link;
+	struct sk_buff *msg;
+	int fs, fd, err;
+	void *hdr;
+	u32 id;
+
+	if (GENL_REQ_ATTR_CHECK(info, QKD_A_XFRM_SADDR) ||
+	    GENL_REQ_ATTR_CHECK(info, QKD_A_XFRM_DADDR) ||
+	    GENL_REQ_ATTR_CHECK(info, QKD_A_XFRM_SPI_BASE) ||
+	    GENL_REQ_ATTR_CHECK(info, QKD_A_XFRM_REQID))
+		return -EINVAL;
+	fs = qks_get_addr(info, QKD_A_XFRM_SADDR, &t.saddr);
+	fd = qks_get_addr(info, QKD_A_XFRM_DADDR, &t.daddr);
+	if (fs < 0 || fd < 0)
+		return -EINVAL;
+	if (fs != fd || !memcmp(&t.saddr, &t.daddr, sizeof(t.saddr))) {
+		NL_SET_ERR_MSG(info->extack, "addresses must be of one family and differ");
+		return -EINVAL;
+	}
+	t.family = fs;
+	t.spi_base = nla_get_u32(a[QKD_A_XFRM_SPI_BASE]);
+	t.reqid = nla_get_u32(a[QKD_A_XFRM_REQID]);
+	if (a[QKD_A_XFRM_MODE])
+		t.mode = nla_get_u8(a[QKD_A_XFRM_MODE]);
+	if (a[QKD_A_XFRM_ICV_BITS])
+		t.icv_bits = nla_get_u32(a[QKD_A_XFRM_ICV_BITS]);
+	if (t.icv_bits != 64 && t.icv_bits != 96 && t.icv_bits != 128) {
+		NL_SET_ERR_MSG(info->extack, "ICV must be 64, 96 or 128 bits");
+		return -EINVAL;
+	}
+	if (a[QKD_A_XFRM_LIFE_BYTES])
+		t.life_bytes = nla_get_u64(a[QKD_A_XFRM_LIFE_BYTES]);
+	if (a[QKD_A_XFRM_LIFE_PACKETS])
+		t.life_packets = nla_get_u64(a[QKD_A_XFRM_LIFE_PACKETS]);
+	if (a[QKD_A_XFRM_LIFE_SECONDS])
+		t.life_seconds = nla_get_u64(a[QKD_A_XFRM_LIFE_SECONDS]);
+	if (t.life_bytes > (1ULL << 62) || t.life_packets > (1ULL << 62)) {
+		NL_SET_ERR_MSG(info->extack, "lifetime too large");
+		return -EINVAL;
+	}
+	if (a[QKD_A_XFRM_GRACE])
+		t.grace = nla_get_u32(a[QKD_A_XFRM_GRACE]);
+	if (a[QKD_A_KEY_ID])
+		t.first_key_id = nla_get_u64(a[QKD_A_KEY_ID]);
+
+	link = qks_req_link(info);
+	if (IS_ERR(link))
+		return PTR_ERR(link);
+	msg = genlmsg_new(NLMSG_DEFAULT_SIZE, GFP_KERNEL);
+	if (!msg) {
+		qks_link_put(link);
+		return -ENOMEM;
+	}
+	err = qks_xfrm_bind(link, &t, &id, info->extack);
+	qks_link_put(link);
+	if (err) {
+		nlmsg_free(msg);
+		return err;
+	}
+	hdr = genlmsg_put_reply(msg, info, &qks_family, 0, QKD_CMD_XFRM_BIND);
+	if (!hdr || nla_put_u32(msg, QKD_A_XFRM_ID, id)) {
+		nlmsg_free(msg);
+		return -EMSGSIZE;
+	}
+	genlmsg_end(msg, hdr);
+	return genlmsg_reply(msg, info);
+}
+
+static int qks_cmd_xfrm_unbind(struct sk_buff *skb, struct genl_info *info)
+{
+	struct qks_link *link;
+	int err;
+
+	if (GENL_REQ_ATTR_CHECK(info, QKD_A_XFRM_ID))
+		return -EINVAL;
+	link = qks_req_link(info);
+	if (IS_ERR(link))
+		return PTR_ERR(link);
+	err = qks_xfrm_unbind(link, nla_get_u32(info->attrs[QKD_A_XFRM_ID]));
+	if (err == -ENOENT)
+		NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[QKD_A_XFRM_ID],
+				    "no such binding on this link");
+	qks_link_put(link);
+	return err;
+}
+
+static int qks_dump_xfrm(struct sk_buff *skb, struct netlink_callback *cb)
+{
+	const struct genl_dumpit_info *info = genl_dumpit_info(cb);
+	struct nlattr *name = info->attrs[QKD_A_LINK];
+	struct qks_link *link;
+	int err;
+
+	if (!name) {
+		NL_SET_ERR_MSG(cb->extack, "missing link name");
+		return -EINVAL;
+	}
+	link = qks_link_find(sock_net(skb->sk), nla_data(name));
+	if (!link) {
+		NL_SET_ERR_MSG(cb->extack, "no such link in this network namespace");
+		return -ENOENT;
+	}
+	err = qks_xfrm_fill(skb, link, NETLINK_CB(cb->skb).portid, cb->nlh->nlmsg_seq,
+			    &cb->args[0]);
+	qks_link_put(link);
+	/* A full buffer with something in it: come back for the rest. */
+	if (err == -EMSGSIZE && skb->len)
+		err = 0;
+	return err ? err : skb->len;
+}
+
 static const struct genl_small_ops qks_ops[] = {
 	{
 		.cmd = QKD_CMD_LINK_ADD,
@@ -398,9 +546,24 @@ static const struct genl_small_ops qks_ops[] = {
 		.cmd = QKD_CMD_STATS_GET,
 		.doit = qks_cmd_stats_get,
 	},
+	{
+		.cmd = QKD_CMD_XFRM_BIND,
+		.flags = GENL_ADMIN_PERM,
+		.doit = qks_cmd_xfrm_bind,
+	},
+	{
+		.cmd = QKD_CMD_XFRM_UNBIND,
+		.flags = GENL_ADMIN_PERM,
+		.doit = qks_cmd_xfrm_unbind,
+	},
+	{
+		.cmd = QKD_CMD_XFRM_GET,
+		.flags = GENL_ADMIN_PERM,
+		.dumpit = qks_dump_xfrm,
+	},
 };
 
-static struct genl_family qks_family __ro_after_init = {
+struct genl_family qks_family __ro_after_init = {
 	.name = QKD_GENL_NAME,
 	.version = QKD_GENL_VERSION,
 	.maxattr = QKD_A_MAX,

@@ -67,6 +67,9 @@ static int __init qks_init(void)
 		err = PTR_ERR(qks_module_keyring);
 		goto fail_keyring;
 	}
+	err = qks_xfrm_init();
+	if (err)
+		goto fail_xfrm;
 	err = qks_store_init();
 	if (err)
 		goto fail_store;
@@ -83,6 +86,8 @@ fail_genl:
 fail_pump:
 	qks_store_exit();
 fail_store:
+	qks_xfrm_exit();
+fail_xfrm:
 	key_invalidate(qks_module_keyring);
 	key_put(qks_module_keyring);
 fail_keyring:
@@ -95,6 +100,8 @@ static void __exit qks_exit(void)
 {
 	qks_genl_exit();
 	qks_pump_exit();
+	/* No more expiry notifications, then every binding and link goes. */
+	qks_xfrm_exit();
 	qks_store_exit();
 	key_invalidate(qks_module_keyring);
 	key_put(qks_module_keyring);

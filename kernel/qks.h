@@ -24,10 +24,12 @@
 #include <linux/wait.h>
 #include <net/net_namespace.h>
 #include <net/netlink.h>
+#include <net/xfrm.h>
 
 #include "uapi/qkd_keystore.h"
 
 struct key;
+struct genl_family;
 
 /* Counters kept per link and summed per namespace. */
 struct qks_stats {
@@ -81,6 +83,10 @@ struct qks_link {
 	struct key *keyring;
 
 	wait_queue_head_t wq;		/* pump readers waiting for keys */
+
+	struct mutex xlock;		/* xbinds, next_xid */
+	struct list_head xbinds;	/* XFRM bindings (xfrm.c) */
+	u32 next_xid;
 };
 
 struct qks_net {
@@ -122,6 +128,7 @@ int qks_key_push(struct qks_link *link, u64 id, const void *data, u32 len,
 struct qks_key *qks_key_take(struct qks_link *link, const u64 *id);
 long qks_key_read(struct qks_link *link, u64 id, const struct key *kkey,
 		  char *buf, size_t buflen);
+struct qks_key *qks_key_take_from(struct qks_link *link, u64 min_id, u32 min_len);
 void qks_key_free(struct qks_key *k);
 void qks_link_snapshot(struct qks_link *link, u32 *avail, u32 *reserved,
 		       u64 *bytes, struct qks_stats *st);
@@ -143,12 +150,32 @@ struct key *qks_keyring_create(const char *desc, kuid_t uid, kgid_t gid,
 			       struct key *dest);
 
 /* genl.c */
+extern struct genl_family qks_family;
 int qks_genl_init(void);
 void qks_genl_exit(void);
 void qks_event_new_key(struct net *net, const char *link, u64 id, u32 len,
 		       u32 avail);
 void qks_event_low(struct net *net, const char *link, u32 avail, u32 mark);
 void qks_event_link(struct net *net, const char *link, bool added);
+
+/* xfrm.c */
+struct qks_xfrm_tmpl {
+	xfrm_address_t saddr, daddr;
+	u16 family;
+	u8 mode;
+	u32 spi_base, reqid, icv_bits, grace;
+	u64 life_bytes, life_packets, life_seconds;
+	u64 first_key_id;
+};
+
+int qks_xfrm_init(void);
+void qks_xfrm_exit(void);
+int qks_xfrm_bind(struct qks_link *link, const struct qks_xfrm_tmpl *t, u32 *id,
+		  struct netlink_ext_ack *extack);
+int qks_xfrm_unbind(struct qks_link *link, u32 id);
+int qks_xfrm_fill(struct sk_buff *skb, struct qks_link *link, u32 portid, u32 seq,
+		  long *pos);
+void qks_xfrm_link_gone(struct qks_link *link);
 
 /* pump.c */
 int qks_pump_init(void);

@@ -303,6 +303,42 @@ unlock:
 	return k;
 }
 
+/*
+ * The lowest available key with id >= min_id, for XFRM bindings. A key shorter
+ * than min_len is left in place (-EMSGSIZE): it is not wasted.
+ */
+struct qks_key *qks_key_take_from(struct qks_link *link, u64 min_id, u32 min_len)
+{
+	struct qks_key *k, *pos;
+	struct net *net;
+	u32 avail;
+
+	spin_lock(&link->lock);
+	k = ERR_PTR(-ENODATA);
+	if (link->dead) {
+		k = ERR_PTR(-ENOENT);
+	} else {
+		list_for_each_entry(pos, &link->avail, avail) {
+			if (pos->id >= min_id) {
+				k = pos;
+				break;
+			}
+		}
+	}
+	if (!IS_ERR(k) && k->len < min_len)
+		k = ERR_PTR(-EMSGSIZE);
+	if (IS_ERR(k)) {
+		spin_unlock(&link->lock);
+		return k;
+	}
+	qks_key_detach(link, k, k->len);
+	net = qks_low_check(link);
+	avail = link->n_avail;
+	spin_unlock(&link->lock);
+	qks_low_send(link, net, avail);
+	return k;
+}
+
 long qks_key_read(struct qks_link *link, u64 id, const struct key *kkey,
 		  char *buf, size_t buflen)
 {
@@ -504,6 +540,8 @@ int qks_link_add(struct net *net, const char *name,
 	link->keys = RB_ROOT;
 	INIT_LIST_HEAD(&link->avail);
 	init_waitqueue_head(&link->wq);
+	mutex_init(&link->xlock);
+	INIT_LIST_HEAD(&link->xbinds);
 	link->max_keys = p->max_keys;
 	link->max_bytes = p->max_bytes;
 	link->low_watermark = p->low_watermark;
@@ -561,6 +599,8 @@ static void qks_link_kill(struct qks_net *qn, struct qks_link *link)
 	spin_unlock(&link->lock);
 
 	wake_up_interruptible_all(&link->wq);
+	/* SAs bound to the link go first: they are removed and their keys wiped. */
+	qks_xfrm_link_gone(link);
 	/*
 	 * Unlink the keys first: each key's payload holds the link, which holds
 	 * the keyring, which would hold the keys forever once invalidated.

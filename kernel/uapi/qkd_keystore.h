@@ -35,6 +35,12 @@ enum qkd_cmd {
 	QKD_CMD_EVENT_NEW_KEY,	/* multicast: LINK KEY_ID KEY_LEN KEYS_AVAIL */
 	QKD_CMD_EVENT_LOW_WATERMARK, /* multicast: LINK KEYS_AVAIL LOW_WATERMARK */
 	QKD_CMD_EVENT_LINK,	/* multicast: LINK LINK_STATE (added/removed) */
+	QKD_CMD_XFRM_BIND,	/* admin: LINK XFRM_SADDR XFRM_DADDR XFRM_SPI_BASE XFRM_REQID
+				 * [XFRM_MODE XFRM_ICV_BITS XFRM_LIFE_* XFRM_GRACE KEY_ID];
+				 * reply XFRM_ID
+				 */
+	QKD_CMD_XFRM_UNBIND,	/* admin: LINK XFRM_ID */
+	QKD_CMD_XFRM_GET,	/* dump: LINK; one message per binding */
 	__QKD_CMD_MAX,
 };
 
@@ -64,6 +70,24 @@ enum qkd_attr {
 	QKD_A_LINK_STATE,	/* u8, 1 added, 0 removed (event) */
 	QKD_A_LINKS,		/* u32, number of links (stats) */
 	QKD_A_PAD,
+	QKD_A_XFRM_ID,		/* u32, binding id within the link */
+	QKD_A_XFRM_SADDR,	/* binary, 4 (IPv4) or 16 (IPv6) bytes: this side */
+	QKD_A_XFRM_DADDR,	/* binary, same length: the peer */
+	QKD_A_XFRM_MODE,	/* u8, QKD_XFRM_MODE_* */
+	QKD_A_XFRM_SPI_BASE,	/* u32, SPI of key id k is SPI_BASE + (k & 0xffff) */
+	QKD_A_XFRM_REQID,	/* u32, reqid the operator's policies use */
+	QKD_A_XFRM_ICV_BITS,	/* u32, 64, 96 or 128 (default 128) */
+	QKD_A_XFRM_LIFE_BYTES,	/* u64, rekey after this many bytes out, 0 none */
+	QKD_A_XFRM_LIFE_PACKETS,	/* u64, rekey after this many packets out, 0 none */
+	QKD_A_XFRM_LIFE_SECONDS,	/* u64, rekey after this many seconds, 0 none */
+	QKD_A_XFRM_GRACE,	/* u32, seconds an old inbound SA lives on (default 5) */
+	QKD_A_XFRM_SPI,		/* u32, current outbound SPI */
+	QKD_A_XFRM_GENERATIONS,	/* u64, keys installed so far */
+	QKD_A_XFRM_USED_BYTES,	/* u64, bytes through the current outbound SA */
+	QKD_A_XFRM_USED_PACKETS,	/* u64 */
+	QKD_A_XFRM_AGE,		/* u64, seconds since the current outbound SA was added */
+	QKD_A_XFRM_ERROR,	/* s32, last error of the binding (0 ok, -ENODATA waiting) */
+	QKD_A_XFRM_NEXT_KEY_ID,	/* u64, key id of the pre-installed inbound SA */
 	__QKD_A_MAX,
 };
 
@@ -76,6 +100,11 @@ enum qkd_key_state {
 	QKD_KEY_RESERVED = 2,	/* claimed by one consumer, being delivered */
 	QKD_KEY_CONSUMED = 3,	/* delivered and wiped (only seen in events) */
 };
+
+/* XFRM bindings: ESP, rfc4106(gcm(aes)), 256-bit key + 32-bit salt per direction */
+#define QKD_XFRM_MODE_TRANSPORT	0
+#define QKD_XFRM_MODE_TUNNEL	1
+#define QKD_XFRM_KEY_BYTES	72	/* a link key feeds both directions: 2 x 36 */
 
 /* Key pump: /dev/qkd_pump */
 #define QKD_PUMP_DEV		"/dev/qkd_pump"

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 #include <linux/netlink.h>
 #include <netlink/genl/ctrl.h>
 #include <netlink/genl/genl.h>
@@ -570,4 +571,129 @@ int qksc_monitor(struct qksc *c, int (*fn)(const struct qksc_event *ev, void *ar
 		}
 	}
 	return m.stop < 0 ? m.stop : 0;
+}
+
+static int qksc_put_addr(struct nl_msg *msg, int attr, const char *text, int *family)
+{
+	unsigned char a[16];
+
+	if (inet_pton(AF_INET, text, a) == 1) {
+		*family = AF_INET;
+		return nla_put(msg, attr, 4, a);
+	}
+	if (inet_pton(AF_INET6, text, a) == 1) {
+		*family = AF_INET6;
+		return nla_put(msg, attr, 16, a);
+	}
+	return -1;
+}
+
+static int qksc_xfrm_bind_fn(struct nlattr **tb, void *arg)
+{
+	*(uint32_t *)arg = get32(tb, QKD_A_XFRM_ID);
+	return 0;
+}
+
+int qksc_xfrm_bind(struct qksc *c, const struct qksc_xfrm_cfg *cfg, uint32_t *id)
+{
+	struct nl_msg *msg = qksc_msg(c, QKD_CMD_XFRM_BIND, 0);
+	int fs = 0, fd = 0;
+
+	if (!msg)
+		return -ENOMEM;
+	if (qksc_put_addr(msg, QKD_A_XFRM_SADDR, cfg->src, &fs) ||
+	    qksc_put_addr(msg, QKD_A_XFRM_DADDR, cfg->dst, &fd)) {
+		nlmsg_free(msg);
+		qksc_seterr(c, -EINVAL, "src and dst must be IPv4 or IPv6 addresses");
+		return -EINVAL;
+	}
+	if (nla_put_string(msg, QKD_A_LINK, cfg->link) ||
+	    nla_put_u8(msg, QKD_A_XFRM_MODE, cfg->tunnel ? QKD_XFRM_MODE_TUNNEL :
+							    QKD_XFRM_MODE_TRANSPORT) ||
+	    nla_put_u32(msg, QKD_A_XFRM_SPI_BASE, cfg->spi_base) ||
+	    nla_put_u32(msg, QKD_A_XFRM_REQID, cfg->reqid) ||
+	    (cfg->icv_bits && nla_put_u32(msg, QKD_A_XFRM_ICV_BITS, cfg->icv_bits)) ||
+	    (cfg->life_bytes && nla_put_u64(msg, QKD_A_XFRM_LIFE_BYTES, cfg->life_bytes)) ||
+	    (cfg->life_packets && nla_put_u64(msg, QKD_A_XFRM_LIFE_PACKETS, cfg->life_packets)) ||
+	    (cfg->life_seconds && nla_put_u64(msg, QKD_A_XFRM_LIFE_SECONDS, cfg->life_seconds)) ||
+	    (cfg->grace >= 0 && nla_put_u32(msg, QKD_A_XFRM_GRACE, (uint32_t)cfg->grace)) ||
+	    (cfg->first_key_id >= 0 &&
+	     nla_put_u64(msg, QKD_A_KEY_ID, (uint64_t)cfg->first_key_id))) {
+		nlmsg_free(msg);
+		return -EMSGSIZE;
+	}
+	return qksc_run(c, msg, qksc_xfrm_bind_fn, id);
+}
+
+int qksc_xfrm_unbind(struct qksc *c, const char *link, uint32_t id)
+{
+	struct nl_msg *msg = qksc_msg(c, QKD_CMD_XFRM_UNBIND, 0);
+
+	if (!msg)
+		return -ENOMEM;
+	if (nla_put_string(msg, QKD_A_LINK, link) || nla_put_u32(msg, QKD_A_XFRM_ID, id)) {
+		nlmsg_free(msg);
+		return -EMSGSIZE;
+	}
+	return qksc_run(c, msg, NULL, NULL);
+}
+
+struct qksc_xdump_arg {
+	int (*fn)(const struct qksc_xfrm_info *xi, void *arg);
+	void *arg;
+};
+
+static void qksc_addr_text(struct nlattr *a, char *out, size_t n, int *family)
+{
+	*family = 0;
+	snprintf(out, n, "?");
+	if (!a)
+		return;
+	*family = nla_len(a) == 4 ? AF_INET : AF_INET6;
+	inet_ntop(*family, nla_data(a), out, (socklen_t)n);
+}
+
+static int qksc_xfrm_dump_fn(struct nlattr **tb, void *arg)
+{
+	struct qksc_xdump_arg *d = arg;
+	struct qksc_xfrm_info xi;
+
+	memset(&xi, 0, sizeof(xi));
+	xi.id = get32(tb, QKD_A_XFRM_ID);
+	qksc_addr_text(tb[QKD_A_XFRM_SADDR], xi.src, sizeof(xi.src), &xi.family);
+	qksc_addr_text(tb[QKD_A_XFRM_DADDR], xi.dst, sizeof(xi.dst), &xi.family);
+	xi.tunnel = tb[QKD_A_XFRM_MODE] ? nla_get_u8(tb[QKD_A_XFRM_MODE]) : 0;
+	xi.spi_base = get32(tb, QKD_A_XFRM_SPI_BASE);
+	xi.reqid = get32(tb, QKD_A_XFRM_REQID);
+	xi.icv_bits = get32(tb, QKD_A_XFRM_ICV_BITS);
+	xi.grace = get32(tb, QKD_A_XFRM_GRACE);
+	xi.life_bytes = get64(tb, QKD_A_XFRM_LIFE_BYTES);
+	xi.life_packets = get64(tb, QKD_A_XFRM_LIFE_PACKETS);
+	xi.life_seconds = get64(tb, QKD_A_XFRM_LIFE_SECONDS);
+	xi.has_key = tb[QKD_A_KEY_ID] != NULL;
+	xi.key_id = get64(tb, QKD_A_KEY_ID);
+	xi.spi = get32(tb, QKD_A_XFRM_SPI);
+	xi.has_next = tb[QKD_A_XFRM_NEXT_KEY_ID] != NULL;
+	xi.next_key_id = get64(tb, QKD_A_XFRM_NEXT_KEY_ID);
+	xi.generations = get64(tb, QKD_A_XFRM_GENERATIONS);
+	xi.used_bytes = get64(tb, QKD_A_XFRM_USED_BYTES);
+	xi.used_packets = get64(tb, QKD_A_XFRM_USED_PACKETS);
+	xi.age = get64(tb, QKD_A_XFRM_AGE);
+	xi.error = (int32_t)get32(tb, QKD_A_XFRM_ERROR);
+	return d->fn(&xi, d->arg);
+}
+
+int qksc_xfrm_dump(struct qksc *c, const char *link,
+		   int (*fn)(const struct qksc_xfrm_info *xi, void *arg), void *arg)
+{
+	struct nl_msg *msg = qksc_msg(c, QKD_CMD_XFRM_GET, NLM_F_DUMP);
+	struct qksc_xdump_arg d = { fn, arg };
+
+	if (!msg)
+		return -ENOMEM;
+	if (nla_put_string(msg, QKD_A_LINK, link)) {
+		nlmsg_free(msg);
+		return -EMSGSIZE;
+	}
+	return qksc_run(c, msg, qksc_xfrm_dump_fn, &d);
 }

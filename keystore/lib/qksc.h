@@ -69,6 +69,33 @@ int qksc_stats_get(struct qksc *c, struct qksc_stats *st, uint32_t *links);
 int qksc_monitor(struct qksc *c, int (*fn)(const struct qksc_event *ev, void *arg),
 		 void *arg);
 
+/* XFRM bindings (in-kernel ESP keying from a link). */
+struct qksc_xfrm_cfg {
+	const char *link;
+	const char *src, *dst;	/* IPv4 or IPv6 addresses, text */
+	int tunnel;		/* 0 transport, 1 tunnel */
+	uint32_t spi_base, reqid;
+	uint32_t icv_bits;	/* 0: 128 */
+	uint64_t life_bytes, life_packets, life_seconds;
+	int64_t grace;		/* < 0: default (5 s) */
+	int64_t first_key_id;	/* < 0: lowest available */
+};
+
+struct qksc_xfrm_info {
+	uint32_t id, spi_base, reqid, icv_bits, grace, spi;
+	int family, tunnel;
+	char src[64], dst[64];
+	uint64_t life_bytes, life_packets, life_seconds;
+	uint64_t key_id, next_key_id, generations, used_bytes, used_packets, age;
+	int has_key, has_next;
+	int32_t error;
+};
+
+int qksc_xfrm_bind(struct qksc *c, const struct qksc_xfrm_cfg *cfg, uint32_t *id);
+int qksc_xfrm_unbind(struct qksc *c, const char *link, uint32_t id);
+int qksc_xfrm_dump(struct qksc *c, const char *link,
+		   int (*fn)(const struct qksc_xfrm_info *xi, void *arg), void *arg);
+
 /* The family id, for tests that build raw messages. */
 int qksc_family(const struct qksc *c);
 /* The libnl socket, for tests. */

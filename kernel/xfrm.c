@@ -1,0 +1,523 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * qkd_keystore: ESP SAs keyed from a link's keys inside the kernel.
+ *
+ * A binding holds an SA template (addresses, mode, SPI base, reqid, ICV,
+ * rekey budget). Each generation takes one key of at least 72 bytes from the
+ * link, the lowest available id at or above the last one used, so both peers
+ * walk through the same key ids without talking to each other. The key gives
+ * one 288-bit rfc4106(gcm(aes)) key (256-bit key + 32-bit salt) per direction:
+ * the side with the lower address sends with the first 36 bytes. The SPI of
+ * key id k is SPI_BASE + (k & 0xffff) in both directions.
+ *
+ * At any time a binding has the current generation (outbound and inbound SA)
+ * and the next one pre-installed inbound only, so the peer may switch first.
+ * It switches its outbound SA when that SA's soft byte/packet/time limit
+ * expires (the xfrm_mgr notify callback), or when the peer's traffic arrives
+ * on the next generation's inbound SA (follow the peer). An old inbound SA is
+ * kept until traffic shows on a newer one, plus a grace period. Hard limits are
+ * twice the soft ones: with no key to rekey, traffic stops rather than running
+ * on a worn key. Key bytes never leave the kernel; they are wiped once the SAs
+ * hold them, and an SA's key copy is wiped when the binding deletes it.
+ */
+#include <crypto/aead.h>
+#include <linux/slab.h>
+#include <linux/workqueue.h>
+#include <net/genetlink.h>
+#include <net/xfrm.h>
+
+#include "qks.h"
+
+#define QKS_XKEY_LEN	36	/* one direction: AES-256 key + 4-byte salt */
+#define QKS_XALG	"rfc4106(gcm(aes))"
+#define QKS_XMAX_GENS	4	/* inbound SAs kept per binding at most */
+
+struct qks_xgen {
+	struct list_head node;		/* b->gens, oldest first */
+	u64 key_id;
+	u32 spi;
+	struct xfrm_state *in;		/* our reference */
+	struct xfrm_state *out;		/* current generation only */
+	u8 out_key[QKS_XKEY_LEN];	/* until the outbound SA is installed */
+	bool has_out_key;
+	unsigned long retire_at;	/* jiffies, 0: not scheduled */
+};
+
+struct qks_xbind {
+	struct list_head node;		/* link->xbinds, under link->xlock */
+	struct list_head all;		/* qks_xbinds, under qks_xbinds_lock */
+	struct qks_link *link;		/* a reference */
+	u32 id;
+	struct qks_xfrm_tmpl t;
+	bool low;			/* our address is the lower one */
+
+	struct mutex lock;		/* everything below */
+	struct list_head gens;
+	struct qks_xgen *cur, *next;
+	u64 next_min;			/* lowest key id the next generation may use */
+	u64 generations;
+	int err;
+	bool dead;
+	struct delayed_work work;
+
+	struct xfrm_state *cur_out;	/* for the notify callback: compared only */
+	atomic_t rekey;
+};
+
+static LIST_HEAD(qks_xbinds);
+static DEFINE_SPINLOCK(qks_xbinds_lock);
+
+static void qks_xkey_wipe(struct xfrm_state *x)
+{
+	spin_lock_bh(&x->lock);
+	if (x->aead)
+		memzero_explicit(x->aead->alg_key, (x->aead->alg_key_len + 7) / 8);
+	spin_unlock_bh(&x->lock);
+}
+
+static u64 qks_xlimit(u64 v)
+{
+	return v ? v : XFRM_INF;
+}
+
+/* Install one ESP SA; returns it with a reference of ours. */
+static struct xfrm_state *qks_xstate_add(struct qks_xbind *b, bool out, u32 spi,
+					 const u8 *key)
+{
+	struct xfrm_algo_desc *desc;
+	struct xfrm_state *x;
+	int err;
+
+	desc = xfrm_aead_get_byname(QKS_XALG, b->t.icv_bits, 1);
+	if (!desc)
+		return ERR_PTR(-ENOENT);
+	x = xfrm_state_alloc(b->link->net);
+	if (!x)
+		return ERR_PTR(-ENOMEM);
+	x->id.proto = IPPROTO_ESP;
+	x->id.spi = htonl(spi);
+	x->id.daddr = out ? b->t.daddr : b->t.saddr;
+	x->props.saddr = out ? b->t.saddr : b->t.daddr;
+	x->props.family = b->t.family;
+	x->props.mode = b->t.mode;
+	x->props.reqid = b->t.reqid;
+	x->props.replay_window = out ? 0 : 32;
+	x->sel.family = b->t.family;
+	x->lft.soft_byte_limit = XFRM_INF;
+	x->lft.hard_byte_limit = XFRM_INF;
+	x->lft.soft_packet_limit = XFRM_INF;
+	x->lft.hard_packet_limit = XFRM_INF;
+	if (out) {
+		x->lft.soft_byte_limit = qks_xlimit(b->t.life_bytes);
+		x->lft.hard_byte_limit = qks_xlimit(b->t.life_bytes * 2);
+		x->lft.soft_packet_limit = qks_xlimit(b->t.life_packets);
+		x->lft.hard_packet_limit = qks_xlimit(b->t.life_packets * 2);
+		x->lft.soft_add_expires_seconds = b->t.life_seconds;
+		x->lft.hard_add_expires_seconds = b->t.life_seconds * 2;
+	}
+	x->aead = kzalloc(sizeof(*x->aead) + QKS_XKEY_LEN, GFP_KERNEL);
+	if (!x->aead) {
+		err = -ENOMEM;
+		goto dead;
+	}
+	strscpy(x->aead->alg_name, QKS_XALG, sizeof(x->aead->alg_name));
+	x->aead->alg_key_len = QKS_XKEY_LEN * 8;
+	x->aead->alg_icv_len = b->t.icv_bits;
+	memcpy(x->aead->alg_key, key, QKS_XKEY_LEN);
+	x->props.ealgo = desc->desc.sadb_alg_id;
+	/* Without geniv ESP asks the crypto API for "(null)(rfc4106(gcm(aes)))". */
+	x->geniv = desc->uinfo.aead.geniv;
+
+	err = xfrm_init_state(x);
+	if (err)
+		goto dead;
+	xfrm_state_hold(x);
+	err = xfrm_state_add(x);
+	if (err) {
+		__xfrm_state_put(x);
+		goto dead;
+	}
+	return x;
+dead:
+	x->km.state = XFRM_STATE_DEAD;
+	if (x->aead)
+		memzero_explicit(x->aead->alg_key, QKS_XKEY_LEN);
+	xfrm_state_put(x);
+	return ERR_PTR(err);
+}
+
+static void qks_xstate_del(struct xfrm_state *x)
+{
+	if (!x)
+		return;
+	xfrm_state_delete(x);
+	qks_xkey_wipe(x);
+	xfrm_state_put(x);
+}
+
+static u64 qks_xpackets(struct xfrm_state *x)
+{
+	u64 n;
+
+	spin_lock_bh(&x->lock);
+	n = x->curlft.packets;
+	spin_unlock_bh(&x->lock);
+	return n;
+}
+
+/* Take the next key and pre-install its inbound SA as b->next. */
+static int qks_xgen_new(struct qks_xbind *b)
+{
+	struct qks_xgen *g;
+	struct qks_key *k;
+	const u8 *in_half, *out_half;
+	int err;
+
+	g = kzalloc(sizeof(*g), GFP_KERNEL);
+	if (!g)
+		return -ENOMEM;
+	k = qks_key_take_from(b->link, b->next_min, QKD_XFRM_KEY_BYTES);
+	if (IS_ERR(k)) {
+		kfree(g);
+		return PTR_ERR(k);
+	}
+	g->key_id = k->id;
+	g->spi = b->t.spi_base + (u32)(k->id & 0xffff);
+	out_half = b->low ? k->data : k->data + QKS_XKEY_LEN;
+	in_half = b->low ? k->data + QKS_XKEY_LEN : k->data;
+	memcpy(g->out_key, out_half, QKS_XKEY_LEN);
+	g->has_out_key = true;
+	g->in = qks_xstate_add(b, false, g->spi, in_half);
+	/* The key left the store: it is used now or never. */
+	b->next_min = k->id + 1;
+	qks_key_free(k);
+	if (IS_ERR(g->in)) {
+		err = PTR_ERR(g->in);
+		memzero_explicit(g->out_key, sizeof(g->out_key));
+		kfree(g);
+		return err;
+	}
+	list_add_tail(&g->node, &b->gens);
+	b->next = g;
+	return 0;
+}
+
+/* Make the next generation current: new outbound SA, old one deleted. */
+static int qks_xadvance(struct qks_xbind *b)
+{
+	struct qks_xgen *g;
+	struct xfrm_state *out;
+	int err;
+
+	if (!b->next) {
+		err = qks_xgen_new(b);
+		if (err)
+			return err;
+	}
+	g = b->next;
+	out = qks_xstate_add(b, true, g->spi, g->out_key);
+	if (IS_ERR(out))
+		return PTR_ERR(out);
+	memzero_explicit(g->out_key, sizeof(g->out_key));
+	g->has_out_key = false;
+	if (b->cur) {
+		qks_xstate_del(b->cur->out);
+		b->cur->out = NULL;
+	}
+	g->out = out;
+	b->cur = g;
+	b->next = NULL;
+	b->generations++;
+	WRITE_ONCE(b->cur_out, out);
+	/* Pre-install the one after; failing that (no key yet) is retried. */
+	return qks_xgen_new(b);
+}
+
+static void qks_xgen_free(struct qks_xgen *g)
+{
+	list_del(&g->node);
+	qks_xstate_del(g->in);
+	qks_xstate_del(g->out);
+	kfree_sensitive(g);
+}
+
+/* Drop inbound SAs of generations the peer has moved away from. */
+static void qks_xretire(struct qks_xbind *b)
+{
+	struct qks_xgen *g, *tmp, *newer;
+	bool newer_used;
+	int n = 0;
+
+	list_for_each_entry(g, &b->gens, node)
+		n++;
+	list_for_each_entry_safe(g, tmp, &b->gens, node) {
+		if (g == b->cur || g == b->next)
+			break;
+		newer_used = false;
+		newer = list_next_entry(g, node);
+		list_for_each_entry_from(newer, &b->gens, node)
+			if (newer->in && qks_xpackets(newer->in))
+				newer_used = true;
+		if (newer_used && !g->retire_at)
+			g->retire_at = jiffies + (unsigned long)b->t.grace * HZ;
+		if (n > QKS_XMAX_GENS ||
+		    (g->retire_at && time_after_eq(jiffies, g->retire_at))) {
+			qks_xgen_free(g);
+			n--;
+		}
+	}
+}
+
+static void qks_xbind_work(struct work_struct *w)
+{
+	struct qks_xbind *b = container_of(to_delayed_work(w), struct qks_xbind, work);
+	bool rekey;
+	int err = 0;
+
+	mutex_lock(&b->lock);
+	if (b->dead)
+		goto unlock;
+	rekey = atomic_xchg(&b->rekey, 0);
+	/* The peer already sends with the next key: follow it. */
+	if (b->next && qks_xpackets(b->next->in))
+		rekey = true;
+	/* Our outbound SA died (hard limit, or flushed by someone). */
+	if (b->cur && b->cur->out && READ_ONCE(b->cur->out->km.state) == XFRM_STATE_DEAD)
+		rekey = true;
+	if (rekey)
+		err = qks_xadvance(b);
+	else if (!b->next)
+		err = qks_xgen_new(b);
+	qks_xretire(b);
+	b->err = err;
+	schedule_delayed_work(&b->work, HZ);
+unlock:
+	mutex_unlock(&b->lock);
+}
+
+int qks_xfrm_bind(struct qks_link *link, const struct qks_xfrm_tmpl *t, u32 *id,
+		  struct netlink_ext_ack *extack)
+{
+	size_t alen = t->family == AF_INET ? 4 : 16;
+	struct qks_xbind *b;
+	int err;
+
+	b = kzalloc(sizeof(*b), GFP_KERNEL);
+	if (!b)
+		return -ENOMEM;
+	kref_get(&link->ref);
+	b->link = link;
+	b->t = *t;
+	b->low = memcmp(&t->saddr, &t->daddr, alen) < 0;
+	b->next_min = t->first_key_id;
+	mutex_init(&b->lock);
+	INIT_LIST_HEAD(&b->gens);
+	INIT_DELAYED_WORK(&b->work, qks_xbind_work);
+
+	mutex_lock(&b->lock);
+	err = qks_xadvance(b);
+	/* Only the current generation is needed to start. */
+	if (err && b->cur) {
+		b->err = err;
+		err = 0;
+	}
+	mutex_unlock(&b->lock);
+	if (err) {
+		struct qks_xgen *g, *tmp;
+
+		list_for_each_entry_safe(g, tmp, &b->gens, node)
+			qks_xgen_free(g);
+		if (err == -ENODATA)
+			NL_SET_ERR_MSG(extack, "no key available on the link to start with");
+		else if (err == -EMSGSIZE)
+			NL_SET_ERR_MSG(extack, "the link's next key is shorter than 72 bytes");
+		else
+			NL_SET_ERR_MSG(extack, "cannot install the ESP SA");
+		qks_link_put(link);
+		kfree(b);
+		return err;
+	}
+
+	mutex_lock(&link->xlock);
+	b->id = ++link->next_xid;
+	list_add_tail(&b->node, &link->xbinds);
+	mutex_unlock(&link->xlock);
+	spin_lock_bh(&qks_xbinds_lock);
+	list_add_tail(&b->all, &qks_xbinds);
+	spin_unlock_bh(&qks_xbinds_lock);
+	*id = b->id;
+	schedule_delayed_work(&b->work, HZ);
+	return 0;
+}
+
+static void qks_xbind_destroy(struct qks_xbind *b)
+{
+	struct qks_xgen *g, *tmp;
+
+	mutex_lock(&b->lock);
+	b->dead = true;
+	mutex_unlock(&b->lock);
+	cancel_delayed_work_sync(&b->work);
+	spin_lock_bh(&qks_xbinds_lock);
+	list_del(&b->all);
+	spin_unlock_bh(&qks_xbinds_lock);
+	list_for_each_entry_safe(g, tmp, &b->gens, node)
+		qks_xgen_free(g);
+	qks_link_put(b->link);
+	kfree(b);
+}
+
+int qks_xfrm_unbind(struct qks_link *link, u32 id)
+{
+	struct qks_xbind *b, *found = NULL;
+
+	mutex_lock(&link->xlock);
+	list_for_each_entry(b, &link->xbinds, node) {
+		if (b->id == id) {
+			found = b;
+			list_del(&b->node);
+			break;
+		}
+	}
+	mutex_unlock(&link->xlock);
+	if (!found)
+		return -ENOENT;
+	qks_xbind_destroy(found);
+	return 0;
+}
+
+void qks_xfrm_link_gone(struct qks_link *link)
+{
+	struct qks_xbind *b, *tmp;
+	LIST_HEAD(gone);
+
+	mutex_lock(&link->xlock);
+	list_splice_init(&link->xbinds, &gone);
+	mutex_unlock(&link->xlock);
+	list_for_each_entry_safe(b, tmp, &gone, node) {
+		list_del(&b->node);
+		qks_xbind_destroy(b);
+	}
+}
+
+static int qks_xfill_one(struct sk_buff *skb, struct qks_xbind *b)
+{
+	size_t alen = b->t.family == AF_INET ? 4 : 16;
+	u64 bytes = 0, packets = 0, age = 0;
+	struct xfrm_state *x;
+
+	mutex_lock(&b->lock);
+	x = b->cur ? b->cur->out : NULL;
+	if (x) {
+		spin_lock_bh(&x->lock);
+		bytes = x->curlft.bytes;
+		packets = x->curlft.packets;
+		age = ktime_get_real_seconds() - x->curlft.add_time;
+		spin_unlock_bh(&x->lock);
+	}
+	if (nla_put_u32(skb, QKD_A_XFRM_ID, b->id) ||
+	    nla_put(skb, QKD_A_XFRM_SADDR, alen, &b->t.saddr) ||
+	    nla_put(skb, QKD_A_XFRM_DADDR, alen, &b->t.daddr) ||
+	    nla_put_u8(skb, QKD_A_XFRM_MODE, b->t.mode) ||
+	    nla_put_u32(skb, QKD_A_XFRM_SPI_BASE, b->t.spi_base) ||
+	    nla_put_u32(skb, QKD_A_XFRM_REQID, b->t.reqid) ||
+	    nla_put_u32(skb, QKD_A_XFRM_ICV_BITS, b->t.icv_bits) ||
+	    nla_put_u64_64bit(skb, QKD_A_XFRM_LIFE_BYTES, b->t.life_bytes, QKD_A_PAD) ||
+	    nla_put_u64_64bit(skb, QKD_A_XFRM_LIFE_PACKETS, b->t.life_packets, QKD_A_PAD) ||
+	    nla_put_u64_64bit(skb, QKD_A_XFRM_LIFE_SECONDS, b->t.life_seconds, QKD_A_PAD) ||
+	    nla_put_u32(skb, QKD_A_XFRM_GRACE, b->t.grace) ||
+	    (b->cur && (nla_put_u64_64bit(skb, QKD_A_KEY_ID, b->cur->key_id, QKD_A_PAD) ||
+			nla_put_u32(skb, QKD_A_XFRM_SPI, b->cur->spi))) ||
+	    (b->next && nla_put_u64_64bit(skb, QKD_A_XFRM_NEXT_KEY_ID, b->next->key_id,
+					  QKD_A_PAD)) ||
+	    nla_put_u64_64bit(skb, QKD_A_XFRM_GENERATIONS, b->generations, QKD_A_PAD) ||
+	    nla_put_u64_64bit(skb, QKD_A_XFRM_USED_BYTES, bytes, QKD_A_PAD) ||
+	    nla_put_u64_64bit(skb, QKD_A_XFRM_USED_PACKETS, packets, QKD_A_PAD) ||
+	    nla_put_u64_64bit(skb, QKD_A_XFRM_AGE, age, QKD_A_PAD) ||
+	    nla_put_s32(skb, QKD_A_XFRM_ERROR, b->err)) {
+		mutex_unlock(&b->lock);
+		return -EMSGSIZE;
+	}
+	mutex_unlock(&b->lock);
+	return 0;
+}
+
+/* Dump helper: one message per binding from *pos on; advances *pos. */
+int qks_xfrm_fill(struct sk_buff *skb, struct qks_link *link, u32 portid, u32 seq,
+		  long *pos)
+{
+	struct qks_xbind *b;
+	long idx = 0;
+	void *hdr;
+	int err = 0;
+
+	mutex_lock(&link->xlock);
+	list_for_each_entry(b, &link->xbinds, node) {
+		if (idx++ < *pos)
+			continue;
+		hdr = genlmsg_put(skb, portid, seq, &qks_family, NLM_F_MULTI,
+				  QKD_CMD_XFRM_GET);
+		if (!hdr) {
+			err = -EMSGSIZE;
+			break;
+		}
+		if (nla_put_string(skb, QKD_A_LINK, link->name) || qks_xfill_one(skb, b)) {
+			genlmsg_cancel(skb, hdr);
+			err = -EMSGSIZE;
+			break;
+		}
+		genlmsg_end(skb, hdr);
+		(*pos)++;
+	}
+	mutex_unlock(&link->xlock);
+	return err;
+}
+
+/* Soft expiry of one of our outbound SAs: time to rekey (atomic context). */
+static int qks_km_notify(struct xfrm_state *x, const struct km_event *c)
+{
+	struct qks_xbind *b;
+
+	if (c->event != XFRM_MSG_EXPIRE || c->data.hard)
+		return 0;
+	spin_lock_bh(&qks_xbinds_lock);
+	list_for_each_entry(b, &qks_xbinds, all) {
+		if (READ_ONCE(b->cur_out) == x) {
+			atomic_set(&b->rekey, 1);
+			mod_delayed_work(system_wq, &b->work, 0);
+		}
+	}
+	spin_unlock_bh(&qks_xbinds_lock);
+	return 0;
+}
+
+/* The xfrm core calls these without checking for NULL: refuse politely. */
+static int qks_km_acquire(struct xfrm_state *x, struct xfrm_tmpl *t,
+			  struct xfrm_policy *xp)
+{
+	return -EINVAL;
+}
+
+static struct xfrm_policy *qks_km_compile_policy(struct sock *sk, int opt, u8 *data,
+						 int len, int *dir)
+{
+	*dir = -EOPNOTSUPP;
+	return NULL;
+}
+
+static struct xfrm_mgr qks_km = {
+	.notify = qks_km_notify,
+	.acquire = qks_km_acquire,
+	.compile_policy = qks_km_compile_policy,
+};
+
+int qks_xfrm_init(void)
+{
+	xfrm_register_km(&qks_km);
+	return 0;
+}
+
+void qks_xfrm_exit(void)
+{
+	xfrm_unregister_km(&qks_km);
+}
