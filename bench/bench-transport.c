@@ -91,6 +91,21 @@ static void producer(int fd, unsigned flags, uint32_t size, uint64_t n)
 }
 
 /*
+ * qkd_read_frame returns -EINTR when a signal arrives between frames (with
+ * io_uring also after a stop/continue or a ptrace attach); this program has
+ * nothing to do on a signal, so it simply reads on.
+ */
+static int next_frame(struct qkd_stream *s, struct qkd_frame **f)
+{
+	int ret;
+
+	do
+		ret = qkd_read_frame(s, f);
+	while (ret == -EINTR);
+	return ret;
+}
+
+/*
  * One run; returns payload bytes per second, or a negative value on failure.
  * *cpu gets the CPU seconds (user + system) all four processes spent per GB.
  */
@@ -136,7 +151,7 @@ static double run(const char *cat, bool fallback, uint32_t size, uint64_t bytes,
 	in = qkd_stream_open(p[2][0], QKD_STREAM_READ | flags);
 	if (!in)
 		return -1;
-	while (qkd_read_frame(in, &f) > 0) {
+	while (next_frame(in, &f) > 0) {
 		uint64_t id = 0;
 
 		memcpy(&id, f->payload, size < 8 ? size : 8);

@@ -58,6 +58,21 @@ static int make_stream(uint64_t first, int n)
 	return fd;
 }
 
+/*
+ * qkd_read_frame returns -EINTR when a signal arrives between frames (with
+ * io_uring also after a stop/continue or a ptrace attach); this program has
+ * nothing to do on a signal, so it simply reads on.
+ */
+static int next_frame(struct qkd_stream *s, struct qkd_frame **f)
+{
+	int ret;
+
+	do
+		ret = qkd_read_frame(s, f);
+	while (ret == -EINTR);
+	return ret;
+}
+
 /* Key ids of the frames in fd (from the start); -1 on a malformed stream. */
 static int read_ids(int fd, uint64_t *ids, int max)
 {
@@ -67,7 +82,7 @@ static int read_ids(int fd, uint64_t *ids, int max)
 
 	lseek(fd, 0, SEEK_SET);
 	s = qkd_stream_open(dup(fd), QKD_STREAM_READ);
-	while ((ret = qkd_read_frame(s, &f)) > 0) {
+	while ((ret = next_frame(s, &f)) > 0) {
 		for (uint32_t i = 0; i < f->payload_len; i++)
 			if (f->payload[i] != (uint8_t)f->key_id)
 				ret = -EBADMSG;

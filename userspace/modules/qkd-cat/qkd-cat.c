@@ -52,6 +52,21 @@ static const char usage[] =
 "    qkd-cat a.frames b.frames > ab.frames\n"
 "    qkd-sim ... | qkd-cat --count > /dev/null\n";
 
+/*
+ * qkd_read_frame returns -EINTR when a signal arrives between frames (with
+ * io_uring also after a stop/continue or a ptrace attach); this program has
+ * nothing to do on a signal, so it simply reads on.
+ */
+static int next_frame(struct qkd_stream *s, struct qkd_frame **f)
+{
+	int ret;
+
+	do
+		ret = qkd_read_frame(s, f);
+	while (ret == -EINTR);
+	return ret;
+}
+
 static int cat_one(const char *name, struct qkd_stream *out, unsigned flags,
 		   struct qkd_frame **f, unsigned long long *frames, unsigned long long *bytes)
 {
@@ -71,7 +86,7 @@ static int cat_one(const char *name, struct qkd_stream *out, unsigned flags,
 		close(fd);
 		return 1;
 	}
-	while ((ret = qkd_read_frame(in, f)) > 0) {
+	while ((ret = next_frame(in, f)) > 0) {
 		n++;
 		ret = qkd_write_frame(out, *f);
 		if (ret) {

@@ -57,6 +57,21 @@ static uint64_t splitmix64(uint64_t *x)
 	return z ^ (z >> 31);
 }
 
+/*
+ * qkd_read_frame returns -EINTR when a signal arrives between frames (with
+ * io_uring also after a stop/continue or a ptrace attach); this program has
+ * nothing to do on a signal, so it simply reads on.
+ */
+static int next_frame(struct qkd_stream *s, struct qkd_frame **f)
+{
+	int ret;
+
+	do
+		ret = qkd_read_frame(s, f);
+	while (ret == -EINTR);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -119,7 +134,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "qkd-drop: %s\n", strerror(errno));
 		return 1;
 	}
-	while ((ret = qkd_read_frame(in, &f)) > 0) {
+	while ((ret = next_frame(in, &f)) > 0) {
 		uint64_t draw = splitmix64(&state);
 
 		if (ratio >= 1 || draw < threshold) {

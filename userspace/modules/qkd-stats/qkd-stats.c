@@ -107,6 +107,21 @@ static void print_totals(FILE *o, const struct totals *t)
 	fputc('\n', o);
 }
 
+/*
+ * qkd_read_frame returns -EINTR when a signal arrives between frames (with
+ * io_uring also after a stop/continue or a ptrace attach); this program has
+ * nothing to do on a signal, so it simply reads on.
+ */
+static int next_frame(struct qkd_stream *s, struct qkd_frame **f)
+{
+	int ret;
+
+	do
+		ret = qkd_read_frame(s, f);
+	while (ret == -EINTR);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -155,7 +170,7 @@ int main(int argc, char **argv)
 			status = 1;
 			break;
 		}
-		while ((ret = qkd_read_frame(in, &f)) > 0) {
+		while ((ret = next_frame(in, &f)) > 0) {
 			if (!quiet)
 				line(o, f);
 			account(&t, f);

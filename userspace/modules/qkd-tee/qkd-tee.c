@@ -51,6 +51,21 @@ static const char usage[] =
 "EXAMPLE\n"
 "    qkd-sift ... | qkd-tee sifted.frames | qkd-estimate ...\n";
 
+/*
+ * qkd_read_frame returns -EINTR when a signal arrives between frames (with
+ * io_uring also after a stop/continue or a ptrace attach); this program has
+ * nothing to do on a signal, so it simply reads on.
+ */
+static int next_frame(struct qkd_stream *s, struct qkd_frame **f)
+{
+	int ret;
+
+	do
+		ret = qkd_read_frame(s, f);
+	while (ret == -EINTR);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -96,7 +111,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "qkd-tee: stdin: %s\n", strerror(errno));
 		return 1;
 	}
-	while (!status && (ret = qkd_read_frame(in, &f)) > 0) {
+	while (!status && (ret = next_frame(in, &f)) > 0) {
 		for (int i = 0; i < nout; i++) {
 			if (qkd_write_frame(out[i], f)) {
 				fprintf(stderr, "qkd-tee: %s: %s\n", names[i], qkd_stream_error(out[i]));
