@@ -13,7 +13,10 @@
  * consumption report is below 1% of the distilled key.
  */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -40,6 +43,34 @@ struct env {
 	int port;
 };
 
+/* The first of n consecutive loopback ports nobody listens on right now. */
+static int free_ports(int n)
+{
+	for (int tries = 0; tries < 100; tries++) {
+		struct sockaddr_in a = { .sin_family = AF_INET,
+					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		socklen_t l = sizeof(a);
+		int fd = socket(AF_INET, SOCK_STREAM, 0), base, ok = 1;
+
+		if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
+		    getsockname(fd, (struct sockaddr *)&a, &l))
+			abort();
+		base = ntohs(a.sin_port);
+		close(fd);
+		if (base + n > 65535)
+			continue;
+		for (int i = 0; i < n && ok; i++) {
+			a.sin_port = htons((uint16_t)(base + i));
+			fd = socket(AF_INET, SOCK_STREAM, 0);
+			ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+			close(fd);
+		}
+		if (ok)
+			return base;
+	}
+	abort();
+}
+
 static void env_init(struct env *e)
 {
 	const char *b = getenv("QKD_BUILD");
@@ -62,8 +93,8 @@ static void env_init(struct env *e)
 		abort();
 	explicit_bzero(secret, POOL);
 	free(secret);
-	qkd_random(&r, sizeof(r));
-	e->port = 20000 + (int)(r % 20000);
+	(void)r;
+	e->port = free_ports(4);
 }
 
 static void env_free(struct env *e)
@@ -168,14 +199,14 @@ static int run_auth(const struct env *e)
 
 		snprintf(cmd[side], sizeof(cmd[side]),
 			 "%s/qkd-auth --role %s %s 127.0.0.1:%d --keypool %c.pool "
-			 "--log-level info < %c.in > %c.out 2> %c.log",
+			 "--peer-timeout 5000 --log-level info < %c.in > %c.out 2> %c.log",
 			 e->bin, role, conn, e->port, c, c, c, c);
 	}
 	pid[1] = spawn(e, cmd[1]);
 	usleep(50000);
 	pid[0] = spawn(e, cmd[0]);
-	st[0] = wait_for(pid[0], 60);
-	st[1] = wait_for(pid[1], 60);
+	st[0] = wait_for(pid[0], 20);
+	st[1] = wait_for(pid[1], 5);
 	if (st[0] || st[1]) {
 		snprintf(cmd[2], sizeof(cmd[2]), "cd %s && tail -n 8 *.log >&2", e->dir);
 		if (system(cmd[2]))
