@@ -191,6 +191,8 @@ int qkd_read_frame(struct qkd_stream *s, struct qkd_frame **fp)
 		}
 		if (!s->rop.busy)
 			start_chunk_read(s, want, true);
+		if (!s->rop.busy && !s->rop.done)	/* cannot happen: frames >= 64 KiB go direct */
+			return qkd_stream_fail(s, -EIO, "internal error: read buffer full");
 		ret = s->io->wait(&s->rop, avail == 0);
 		if (ret == -EINTR)
 			return -EINTR;
