@@ -1,0 +1,114 @@
+#!/bin/bash
+# In-kernel XFRM injection, end to end in the VM: two namespaces (alice, bob) on a
+# veth pair, the same keys in both key stores, ESP SAs bound on both sides by
+# qkd_keystore. ping passes; both sides hold the same key for each SA; rekeying on a
+# packet budget changes SPI and key while a ping keeps going; different keys on the
+# two sides stop the traffic; unbind and link removal delete the SAs.
+set -u
+B=${QKD_BUILD:-build}
+Q=$(realpath "$B/bin/qkdctl")
+n=0 fails=0
+ok() { n=$((n + 1)); echo "ok $n $1"; }
+not_ok() { n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n $1"; }
+check() { local name=$1; shift; if "$@"; then ok "$name"; else not_ok "$name"; fi; }
+A() { ip netns exec alice "$@"; }
+Bb() { ip netns exec bob "$@"; }
+A_IP=10.77.0.1 B_IP=10.77.0.2
+
+echo "TAP version 13"
+modprobe -a veth esp4 2>/dev/null
+ip netns add alice && ip netns add bob || exit 1
+trap 'ip netns del alice; ip netns del bob' EXIT
+ip link add va netns alice type veth peer name vb netns bob
+A ip addr add $A_IP/24 dev va && A ip link set va up && A ip link set lo up
+Bb ip addr add $B_IP/24 dev vb && Bb ip link set vb up && Bb ip link set lo up
+
+policies() { # ns local peer
+	ip netns exec "$1" ip xfrm policy add src "$2" dst "$3" dir out \
+		tmpl src "$2" dst "$3" proto esp reqid 7 mode transport
+	ip netns exec "$1" ip xfrm policy add src "$3" dst "$2" dir in \
+		tmpl src "$3" dst "$2" proto esp reqid 7 mode transport
+}
+policies alice $A_IP $B_IP
+policies bob $B_IP $A_IP
+
+# The same 72-byte keys, ids 1..40, on both sides.
+keys=$(for i in $(seq 1 40); do
+	printf '%d %s\n' "$i" "$(head -c 72 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+done)
+for ns in alice bob; do
+	ip netns exec $ns "$Q" link add ab low-watermark 0 && ip netns exec $ns "$Q" key push ab <<<"$keys"
+done
+
+bind() { # ns local peer [extra...]
+	local ns=$1 l=$2 p=$3
+	shift 3
+	ip netns exec "$ns" "$Q" xfrm bind ab src "$l" dst "$p" spi-base 0x1000 reqid 7 "$@"
+}
+ida=$(bind alice $A_IP $B_IP packets 40)
+idb=$(bind bob $B_IP $A_IP packets 40)
+check "bind on both sides" test -n "$ida" -a -n "$idb"
+check "ping passes across the QKD-keyed ESP SAs" A ping -c 3 -W 2 -q $B_IP
+check "traffic is ESP (alice's outbound SA counted packets)" \
+	bash -c "ip netns exec alice $Q xfrm show ab | grep -q 'used-packets [1-9]'"
+
+# Same key on both ends of each direction, and the store lost exactly those keys.
+sa_key() { # ns src dst spi
+	ip netns exec "$1" ip xfrm state get src "$2" dst "$3" proto esp spi "$4" |
+		sed -n 's/.*aead rfc4106(gcm(aes)) \(0x[0-9a-f]*\) 128.*/\1/p'
+}
+spi=$(A "$Q" xfrm show ab | sed -n 's/.* spi \(0x[0-9a-f]*\).*/\1/p')
+k_ab_a=$(sa_key alice $A_IP $B_IP "$spi"); k_ab_b=$(sa_key bob $A_IP $B_IP "$spi")
+k_ba_a=$(sa_key alice $B_IP $A_IP "$spi"); k_ba_b=$(sa_key bob $B_IP $A_IP "$spi")
+check "alice->bob SA has the same key on both sides" \
+	test -n "$k_ab_a" -a "$k_ab_a" = "$k_ab_b"
+check "bob->alice SA has the same key on both sides" \
+	test -n "$k_ba_a" -a "$k_ba_a" = "$k_ba_b"
+check "the two directions use different keys" test "$k_ab_a" != "$k_ba_a"
+first=$(sed -n '1s/^[0-9]* //p' <<<"$keys")
+check "the key is the link's key 1 (alice sends with its first 36 bytes)" \
+	test "$k_ab_a" = "0x${first:0:72}" -a "$k_ba_a" = "0x${first:72:72}"
+check "the key bytes never reached qkdctl's output" \
+	bash -c "! ip netns exec alice $Q xfrm show ab | grep -q ${first:0:16}"
+check "the store gave up keys 1 and 2 (current and pre-installed next)" \
+	bash -c "ip netns exec alice $Q key list ab | head -1 | grep -q '^3 '"
+
+# Rekey on a 40-packet budget while pinging: SPI changes, the ping keeps going.
+spi0=$spi
+A ping -c 150 -i 0.02 -W 1 -q $B_IP >/tmp/ping.out 2>&1
+loss=$(sed -n 's/.* \([0-9.]*\)% packet loss.*/\1/p' /tmp/ping.out)
+gens=$(A "$Q" xfrm show ab | sed -n 's/.* generations \([0-9]*\).*/\1/p')
+spi1=$(A "$Q" xfrm show ab | sed -n 's/.* spi \(0x[0-9a-f]*\).*/\1/p')
+echo "# rekey run: loss ${loss}%, alice generations $gens, spi $spi0 -> $spi1"
+check "rekeyed several times during the ping" test "${gens:-0}" -ge 4
+check "the SPI changed with the key" test "$spi1" != "$spi0"
+check "the ping kept going through the rekeys (loss ${loss}% <= 5%)" \
+	awk -v l="${loss:-100}" 'BEGIN { exit !(l <= 5) }'
+kb=$(Bb "$Q" xfrm show ab | sed -n 's/.* key-id \([0-9]*\).*/\1/p')
+ka=$(A "$Q" xfrm show ab | sed -n 's/.* key-id \([0-9]*\).*/\1/p')
+check "both sides are on neighbouring key ids (alice $ka, bob $kb)" \
+	test $((ka - kb)) -le 1 -a $((kb - ka)) -le 1
+sleep 1
+check "after a pause the sides agree on the key id" \
+	test "$(A "$Q" xfrm show ab | sed -n 's/.* key-id \([0-9]*\).*/\1/p')" = \
+	     "$(Bb "$Q" xfrm show ab | sed -n 's/.* key-id \([0-9]*\).*/\1/p')"
+
+# Unbind deletes the SAs.
+A "$Q" xfrm unbind ab "$ida"; Bb "$Q" xfrm unbind ab "$idb"
+check "unbind deletes every SA" test -z "$(A ip xfrm state; Bb ip xfrm state)"
+check "no traffic without SAs" bash -c "! ip netns exec alice ping -c 1 -W 1 -q $B_IP >/dev/null"
+
+# Different keys on the two sides: no traffic.
+printf '100 %s\n' "$(head -c 72 /dev/urandom | od -An -tx1 | tr -d ' \n')" | A "$Q" key push ab
+printf '100 %s\n' "$(head -c 72 /dev/urandom | od -An -tx1 | tr -d ' \n')" | Bb "$Q" key push ab
+bind alice $A_IP $B_IP key-id 100 >/dev/null; bind bob $B_IP $A_IP key-id 100 >/dev/null
+check "SAs installed with the same SPI on both sides" \
+	test "$(A ip xfrm state | grep -c spi)" -ge 2 -a "$(Bb ip xfrm state | grep -c spi)" -ge 2
+check "different keys: the ping fails" bash -c "! ip netns exec alice ping -c 3 -W 1 -q $B_IP >/dev/null"
+
+# Link removal deletes the SAs too.
+A "$Q" link del ab; Bb "$Q" link del ab
+check "link removal deletes every SA" test -z "$(A ip xfrm state; Bb ip xfrm state)"
+
+echo "1..$n"
+[ "$fails" -eq 0 ]
