@@ -308,9 +308,9 @@ TEST(authenticates_recycles_and_drops_tampered)
 	}
 	EXPECT_EQ((uint64_t)POOL + recycled, tot[0]);
 	EXPECT_EQ(tot[0], tot[1]);
-	/* 16 for the context + one 4 KiB chunk of pads, which covers 48 bytes per
-	 * closed frame (frame 10 never got a closing) */
-	EXPECT_EQ(16u + 4096u, spent[0]);
+	/* 16 for the context + pad chunks of 480 and 960 bytes (10 + 20 closings
+	 * of 48 bytes), which cover the 11 closed frames (frame 10 got none) */
+	EXPECT_EQ(16u + 480u + 960u, spent[0]);
 	EXPECT_EQ(spent[0], spent[1]);
 	tail = malloc(recycled);
 	ASSERT_NE(NULL, tail);
@@ -348,8 +348,8 @@ TEST(authenticates_recycles_and_drops_tampered)
 TEST(runs_on_recycled_key_alone)
 {
 	/* a small pre-shared pool that only recycling can keep going: 12 frames
-	 * need 16 + 12 x 48 = 592 bytes (too few for 4 KiB chunks of pads, so
-	 * 48 bytes at a time); start with 300 */
+	 * need 16 + 12 x 48 = 592 bytes (too few for chunks of pads, so 48 bytes
+	 * at a time); start with 300 */
 	struct qkd_frame *in[2][NF], *out[2][NF];
 	struct env e;
 	char cmd[512];
@@ -392,7 +392,7 @@ TEST(runs_on_recycled_key_alone)
 TEST(sessions_never_reuse_pool_key)
 {
 	/* three sessions on the same pools: each spends fresh bytes, exactly
-	 * 16 for its context + a 4 KiB chunk of pads (48 per frame), and Bob's
+	 * 16 for its context + pad chunks of 480 and 960 bytes (48 per frame), and Bob's
 	 * pool refuses every byte spent before */
 	struct qkd_frame *in[2][NF], *out[NF];
 	struct qkd_keypool *kp;
@@ -432,7 +432,7 @@ TEST(sessions_never_reuse_pool_key)
 		}
 		EXPECT_EQ(spent[0], spent[1]);
 		EXPECT_EQ(tot[0], tot[1]);
-		EXPECT_EQ(prev + 16 + 4096u, spent[0]);
+		EXPECT_EQ(prev + 16 + 480u + 960u, spent[0]);
 		prev = spent[0];
 	}
 	for (int s = 0; s < 2; s++)

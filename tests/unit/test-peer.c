@@ -140,15 +140,16 @@ TEST(roundtrip_many_key_ids)
 	bob = pt_spawn(bob_roundtrip, &pr, NULL);
 	EXPECT_EQ(0, roundtrip_side(&pr, QKD_ALICE));
 	EXPECT_EQ(0, pt_wait(bob));
-	/* both pools spent the same key: 2 contexts x 16 + one 4 KiB chunk of
-	 * pads, which covers the 13 verifies and 12 frame verifies (48 bytes each) */
+	/* both pools spent the same key: 2 contexts x 16 + pad chunks of 480 and
+	 * 960 bytes (10 + 20 closings of 48 bytes), which cover the 13 verifies
+	 * and 12 frame verifies */
 	a = qkd_keypool_open(pr.apool);
 	b = qkd_keypool_open(pr.bpool);
 	ASSERT_NE(NULL, a);
 	ASSERT_NE(NULL, b);
 	ASSERT_EQ(0, qkd_keypool_stat(a, NULL, NULL, &sa));
 	ASSERT_EQ(0, qkd_keypool_stat(b, NULL, NULL, &sb));
-	EXPECT_EQ(2u * 16 + 4096u, sa);
+	EXPECT_EQ(2u * 16 + 480u + 960u, sa);
 	EXPECT_EQ(sa, sb);
 	qkd_keypool_close(a);
 	qkd_keypool_close(b);

@@ -341,8 +341,9 @@ static int pads_take(struct qkd_peer *p, uint8_t out[PEER_PAD_BYTES], uint64_t *
 	int rc;
 
 	if (!c->key || c->len - c->used < PEER_PAD_BYTES) {
-		uint32_t len = PEER_PAD_CHUNK;
+		uint32_t len = p->pc_next ? p->pc_next : PEER_PAD_FIRST;
 
+		p->pc_next = len * 2 > PEER_PAD_LAST ? PEER_PAD_LAST : len * 2;
 		chunk_drop(c);
 		c->key = malloc(len);
 		if (!c->key)

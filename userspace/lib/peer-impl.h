@@ -41,7 +41,9 @@ enum peer_ctrl {
  * serves many closings; Alice hands the chunk out 48 bytes at a time, Bob
  * takes the same chunk with take_at and marks every 16-byte unit he used.
  */
-#define PEER_PAD_CHUNK 4096
+#define PEER_PAD_CHUNK 4096	/* largest chunk Bob accepts */
+#define PEER_PAD_FIRST 480	/* Alice's first chunk: 10 closings; doubles up to */
+#define PEER_PAD_LAST 3840	/* 80 closings, so a short session wastes little */
 #define PEER_PAD_CACHED 2
 
 struct pad_chunk {
@@ -117,6 +119,7 @@ struct qkd_peer {
 	uint32_t ctx_claimed;		/* Bob: contexts returned by new_context */
 	struct pad_chunk pc[PEER_PAD_CACHED];
 	uint64_t pc_clock;
+	uint32_t pc_next;		/* Alice: size of her next chunk */
 	struct transcript *tt[PEER_TBUCKETS];
 	size_t n_transcripts;
 	bool open_done;			/* handshake finished */
