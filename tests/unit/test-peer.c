@@ -156,6 +156,67 @@ TEST(roundtrip_many_key_ids)
 	pt_teardown(&pr);
 }
 
+/* ---- many contexts ----------------------------------------------------- */
+
+/* 300 context switches (the context byte wraps), each with a block that
+ * straddles the switch: its first message in the old context, the rest in the
+ * new one; both sides must agree on every context id and every tag. */
+static int contexts_side(struct pair *pr, enum qkd_role role)
+{
+	struct qkd_keypool *kp = qkd_keypool_open(role == QKD_ALICE ? pr->apool : pr->bpool);
+	struct qkd_peer_config cfg = pt_cfg(role, pr->port, kp, TMO);
+	struct qkd_peer *p;
+	struct qkd_msg m;
+
+	if (!kp || !(p = qkd_peer_open(&cfg)))
+		return 10;
+	for (uint64_t i = 0; i < 300; i++) {
+		int64_t id;
+
+		/* block i starts in the old context on Alice's side */
+		if (role == QKD_ALICE && qkd_send(p, i, 1, "old", 3))
+			return 11;
+		id = qkd_peer_new_context(p);
+		if (id <= 0)
+			return 12;
+		if (role == QKD_ALICE) {
+			if (qkd_send(p, i, 2, &id, sizeof(id)) || qkd_recv(p, &m) != 1)
+				return 13;
+		} else {
+			if (qkd_recv(p, &m) != 1 || m.type != 1 || qkd_recv(p, &m) != 1 ||
+			    m.len != sizeof(id) || memcmp(m.data, &id, sizeof(id)))
+				return 14; /* Bob's id differs from Alice's */
+			if (qkd_send(p, i, 3, "new", 3))
+				return 15;
+		}
+		if (qkd_peer_auth_verify(p, i)) {
+			fprintf(stderr, "%d: block %llu: %s\n", role, (unsigned long long)i,
+				qkd_peer_error(p));
+			return 16;
+		}
+	}
+	qkd_peer_close(p);
+	qkd_keypool_close(kp);
+	return 0;
+}
+
+static int bob_contexts(struct pair *pr, void *arg)
+{
+	return contexts_side(pr, QKD_BOB);
+}
+
+TEST(three_hundred_context_switches)
+{
+	struct pair pr;
+	pid_t bob;
+
+	ASSERT_EQ(0, pt_setup(&pr, 1 << 16));
+	bob = pt_spawn(bob_contexts, &pr, NULL);
+	EXPECT_EQ(0, contexts_side(&pr, QKD_ALICE));
+	EXPECT_EQ(0, pt_wait(bob));
+	pt_teardown(&pr);
+}
+
 /* ---- handshake mismatches --------------------------------------------- */
 
 struct hs {
