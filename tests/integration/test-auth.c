@@ -349,21 +349,20 @@ TEST(runs_on_recycled_key_alone)
 {
 	/* a small pre-shared pool that only recycling can keep going: 12 frames
 	 * need 16 + 12 x 48 = 592 bytes (too few for chunks of pads, so 48 bytes
-	 * at a time); start with 300 */
+	 * at a time); start with 300, set up with qkd-auth --init-pool */
 	struct qkd_frame *in[2][NF], *out[2][NF];
 	struct env e;
-	char cmd[512];
-	uint8_t s300[300];
+	char cmd[4096];
 	int ok = 0;
 
 	env_init(&e);
-	snprintf(cmd, sizeof(cmd), "rm -f %s/a.pool* %s/b.pool*", e.dir, e.dir);
+	snprintf(cmd, sizeof(cmd), "cd %s && rm -f a.pool* b.pool* && "
+		 "head -c 300 /dev/urandom > secret && "
+		 "%s/qkd-auth --init-pool a.pool secret 2>/dev/null && "
+		 "%s/qkd-auth --init-pool b.pool secret 2>/dev/null && "
+		 "! %s/qkd-auth --init-pool b.pool secret 2>/dev/null && rm secret",
+		 e.dir, e.bin, e.bin, e.bin);
 	ASSERT_EQ(0, system(cmd));
-	qkd_random(s300, sizeof(s300));
-	snprintf(cmd, sizeof(cmd), "%s/a.pool", e.dir);
-	ASSERT_EQ(0, qkd_keypool_create(cmd, s300, sizeof(s300)));
-	snprintf(cmd, sizeof(cmd), "%s/b.pool", e.dir);
-	ASSERT_EQ(0, qkd_keypool_create(cmd, s300, sizeof(s300)));
 	for (int i = 0; i < NF; i++) {
 		in[0][i] = amplified((uint64_t)i, 0);
 		in[1][i] = amplified((uint64_t)i, 1);

@@ -18,6 +18,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,7 +61,12 @@ static const struct qkd_module_desc desc = {
 		"written downstream. So a pipeline runs indefinitely after one pre-shared "
 		"secret. At exit qkd-auth logs how much distilled key it recycled and how much "
 		"pool key the pipeline consumed while it ran, as fractions of the distilled "
-		"key.",
+		"key.\n\n"
+		"Setting up: 'qkd-auth --init-pool POOL SECRET' makes the key pool POOL (and "
+		"its spent record POOL.spent) from the pre-shared secret in the file SECRET; "
+		"run it on both sides with the same secret, then destroy the secret file. "
+		"It refuses to overwrite an existing pool, since that could hand out used key "
+		"again.",
 	.needs = QKD_NEEDS_INPUT | QKD_NEEDS_OUTPUT | QKD_NEEDS_PEER,
 	.params = params,
 	.examples =
@@ -303,6 +309,66 @@ static void report(struct qkd_module *m, const struct totals *t)
 		t->distilled ? 100.0 * (double)spent / (double)t->distilled : 0.0, avail);
 }
 
+/* qkd-auth --init-pool POOL SECRET */
+static int init_pool(const char *pool, const char *secret_path)
+{
+	FILE *f = fopen(secret_path, "rb");
+	uint8_t *buf = NULL;
+	size_t len = 0, cap = 0;
+	int rc;
+
+	if (!f) {
+		fprintf(stderr, "qkd-auth: cannot open secret '%s': %m\n", secret_path);
+		return 1;
+	}
+	for (;;) {
+		size_t n;
+
+		if (len == cap) {
+			uint8_t *nb = malloc(cap ? cap * 2 : 1 << 16);
+
+			if (!nb) {
+				fprintf(stderr, "qkd-auth: out of memory\n");
+				rc = 1;
+				goto out;
+			}
+			if (buf) {
+				memcpy(nb, buf, len);
+				explicit_bzero(buf, cap);
+				free(buf);
+			}
+			buf = nb;
+			cap = cap ? cap * 2 : 1 << 16;
+		}
+		n = fread(buf + len, 1, cap - len, f);
+		len += n;
+		if (n == 0)
+			break;
+	}
+	if (ferror(f) || len < 64) {
+		fprintf(stderr, "qkd-auth: secret '%s' %s\n", secret_path,
+			ferror(f) ? "could not be read" : "is shorter than 64 bytes");
+		rc = 1;
+		goto out;
+	}
+	rc = qkd_keypool_create(pool, buf, len);
+	if (rc)
+		fprintf(stderr, "qkd-auth: cannot create key pool '%s': %s\n", pool,
+			rc == -EEXIST ? "it exists already (never overwrite a pool: used key "
+			"would become available again)" : strerror(-rc));
+	else
+		fprintf(stderr, "qkd-auth: key pool '%s' holds %zu bytes of pre-shared key\n",
+			pool, len);
+	rc = rc ? 1 : 0;
+out:
+	if (buf) {
+		explicit_bzero(buf, cap);
+		free(buf);
+	}
+	fclose(f);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct qkd_module m;
@@ -310,6 +376,13 @@ int main(int argc, char **argv)
 	struct totals t = { 0, 0, 0 };
 	int r;
 
+	if (argc >= 2 && !strcmp(argv[1], "--init-pool")) {
+		if (argc != 4) {
+			fprintf(stderr, "usage: qkd-auth --init-pool POOL SECRET\n");
+			return 2;
+		}
+		return init_pool(argv[2], argv[3]);
+	}
 	if (qkd_module_init(&m, &desc, argc, argv))
 		return 2;
 	qkd_keypool_stat(m.pool, NULL, NULL, &t.spent0);
