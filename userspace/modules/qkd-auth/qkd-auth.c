@@ -59,7 +59,8 @@ static const struct qkd_module_desc desc = {
 		"of the block, and no more than the pool lacks) and both sides append them to "
 		"their pools, Bob first, in key-id order; those bytes are removed from the key "
 		"written downstream. So a pipeline runs indefinitely after one pre-shared "
-		"secret. At exit qkd-auth logs how much distilled key it recycled and how much "
+		"secret. With parallel instances only instance 0 recycles, so that each pool "
+		"has a single appender. At exit qkd-auth logs how much distilled key it recycled and how much "
 		"pool key the pipeline consumed while it ran, as fractions of the distilled "
 		"key.\n\n"
 		"Setting up: 'qkd-auth --init-pool POOL SECRET' makes the key pool POOL (and "
@@ -112,6 +113,13 @@ static uint32_t choose_share(struct qkd_module *m, const struct qkd_frame *f)
 	int64_t target;
 	double frac;
 
+	/*
+	 * One appender per pool: with parallel instances the appends of
+	 * different processes could interleave differently on the two sides,
+	 * and the pools would no longer match. Instance 0 recycles for all.
+	 */
+	if (m->instance != 0)
+		return 0;
 	pthread_mutex_lock(&m->lock);
 	target = p_pool_target;
 	frac = p_recycle_max;
@@ -184,7 +192,7 @@ static int close_frame(struct qkd_module *m, struct qkd_frame *f, struct totals 
 		} else {
 			r = le32(msg.data + 12);
 			match = le64(msg.data) == f->bit_count && le32(msg.data + 8) == f->auth_stages &&
-				(uint64_t)r * 8 <= f->bit_count / 2;
+				(uint64_t)r * 8 <= f->bit_count / 2 && (!r || m->instance == 0);
 		}
 		if (!match)
 			qkd_log(m, QKD_LOG_WARN, "key %" PRIu64 ": Alice's frame does not match "
