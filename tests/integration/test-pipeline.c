@@ -445,13 +445,44 @@ static void check_consecutive(struct __test_metadata *_metadata, struct qkd_fram
 	}
 }
 
+/* On a failure, show what the stages said. */
+static void dump_logs(const struct env *e)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "cd %s && for f in *.log; do sed \"s/^/# $f: /\" $f; done >&2",
+		 e->dir);
+	if (system(cmd))
+		fprintf(stderr, "# no logs\n");
+}
+
 static void signal_pidfile(struct __test_metadata *_metadata, const struct env *e,
 			   const char *name)
 {
-	int pid = read_int(e, name);
+	int pid = read_int(e, name), r;
 
 	ASSERT_GT(pid, 1);
-	ASSERT_EQ(0, kill(pid, SIGTERM));
+	r = kill(pid, SIGTERM);
+	if (r)
+		dump_logs(e);
+	ASSERT_EQ(0, r) TH_LOG("%s: process %d is gone", name, pid);
+}
+
+/* Wait (up to 30 s) until both outputs hold at least min_bytes: frames are flowing. */
+static int wait_flowing(const struct env *e, off_t min_bytes)
+{
+	for (int i = 0; i < 3000; i++) {
+		struct stat sa, sb;
+		char pa[256], pb[256];
+
+		snprintf(pa, sizeof(pa), "%s/a.out", e->dir);
+		snprintf(pb, sizeof(pb), "%s/b.out", e->dir);
+		if (!stat(pa, &sa) && !stat(pb, &sb) && sa.st_size >= min_bytes &&
+		    sb.st_size >= min_bytes)
+			return 0;
+		usleep(10000);
+	}
+	return -1;
 }
 
 TEST_F(pipe, sigterm_to_sources_loses_no_frame)
@@ -466,7 +497,9 @@ TEST_F(pipe, sigterm_to_sources_loses_no_frame)
 	full_pipeline(&self->e, a, b, "--seed 8 --slots 50000 --rate 40", "", true, false);
 	pb = spawn(&self->e, b);
 	pa = spawn(&self->e, a);
-	usleep(700000);
+	/* Signal once a few frames came through (not after a fixed time: load varies). */
+	ASSERT_EQ(0, wait_flowing(&self->e, 3 * QKD_FRAME_HDR_LEN));
+	usleep(200000);
 	signal_pidfile(_metadata, &self->e, "sim-a.pid");
 	signal_pidfile(_metadata, &self->e, "sim-b.pid");
 	ASSERT_EQ(0, wait_for(pa, 30));
@@ -475,8 +508,8 @@ TEST_F(pipe, sigterm_to_sources_loses_no_frame)
 	ASSERT_EQ(0, read_int(&self->e, "sim-b.status"));
 	na = read_frames(&self->e, "a.out", fa, MAX_FRAMES);
 	nb = read_frames(&self->e, "b.out", fb, MAX_FRAMES);
-	ASSERT_GE(na, 5);
-	ASSERT_GE(nb, 5);
+	ASSERT_GE(na, 3);
+	ASSERT_GE(nb, 3);
 	/* Every frame a source wrote came out at the end of its pipeline. */
 	ASSERT_EQ(0, log_counts(&self->e, "sift-a.log", &in, &out));
 	ASSERT_EQ((uint64_t)na, in);
@@ -511,7 +544,8 @@ TEST_F(pipe, sigterm_to_middle_stage_loses_no_accepted_frame)
 	full_pipeline(&self->e, a, b, "--seed 9 --slots 50000 --rate 40", "", false, true);
 	pb = spawn(&self->e, b);
 	pa = spawn(&self->e, a);
-	usleep(700000);
+	ASSERT_EQ(0, wait_flowing(&self->e, 3 * QKD_FRAME_HDR_LEN));
+	usleep(200000);
 	signal_pidfile(_metadata, &self->e, "sift-a.pid");
 	signal_pidfile(_metadata, &self->e, "sift-b.pid");
 	ASSERT_EQ(0, wait_for(pa, 30));
@@ -523,7 +557,7 @@ TEST_F(pipe, sigterm_to_middle_stage_loses_no_accepted_frame)
 	ASSERT_EQ(0, log_counts(&self->e, "sift-b.log", &in_b, &out_b));
 	ASSERT_EQ(in_a, out_a);
 	ASSERT_EQ(in_b, out_b);
-	ASSERT_GE(in_a, 5u);
+	ASSERT_GE(in_a, 3u);
 	/* ... and they all reached the end of the pipeline, complete and in order. */
 	na = read_frames(&self->e, "a.out", fa, MAX_FRAMES);
 	nb = read_frames(&self->e, "b.out", fb, MAX_FRAMES);

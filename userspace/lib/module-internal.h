@@ -54,6 +54,8 @@ struct qkd_module_priv {
 	uint8_t *pending_data;
 	size_t pending_len, pending_cap;
 	bool peer_ended;	/* QKD_MSG_END received */
+	bool refused_valid;	/* refused_key: the last key id we sent QKD_MSG_ABORT for */
+	uint64_t refused_key;
 	bool eof;		/* end of input reached (not a stop request) */
 };
 

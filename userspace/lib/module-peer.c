@@ -90,7 +90,11 @@ int qkd_module_peer_send(struct qkd_module *m, uint64_t key_id, uint16_t type, c
 
 int qkd_module_peer_abort(struct qkd_module *m, uint64_t key_id)
 {
+	struct qkd_module_priv *pv = m->priv;
 	int r = qkd_module_peer_send(m, key_id, QKD_MSG_ABORT, NULL, 0);
+
+	pv->refused_key = key_id;
+	pv->refused_valid = true;
 
 	qkd_peer_auth_forget(m->peer, key_id);
 	return r < 0 ? r : 0;
@@ -129,9 +133,13 @@ int qkd_module_peer_request(struct qkd_module *m, uint64_t key_id, uint16_t type
 				qkd_peer_auth_forget(m->peer, key_id);
 				return 0;
 			}
-			/* A request for a frame we do not have. */
+			/*
+			 * A request for a frame we do not have, or the rest of an
+			 * exchange we already refused: refuse once.
+			 */
 			pv->pending = false;
-			if (pv->pending_type == QKD_MSG_ABORT) {
+			if (pv->pending_type == QKD_MSG_ABORT ||
+			    (pv->refused_valid && pv->refused_key == pv->pending_key)) {
 				qkd_peer_auth_forget(m->peer, pv->pending_key);
 			} else {
 				qkd_log(m, QKD_LOG_WARN, "key %" PRIu64 ": peer's frame has no "
@@ -156,12 +164,24 @@ int qkd_module_peer_request(struct qkd_module *m, uint64_t key_id, uint16_t type
 int qkd_module_peer_reply(struct qkd_module *m, uint64_t key_id, uint16_t type,
 			  struct qkd_msg *msg)
 {
-	int r = recv_one(m, msg);
+	int r;
 
-	if (r <= 0) {
-		if (r == 0)
-			qkd_peer_auth_forget(m->peer, key_id);
-		return r;
+	for (;;) {
+		r = recv_one(m, msg);
+		if (r <= 0) {
+			if (r == 0)
+				qkd_peer_auth_forget(m->peer, key_id);
+			return r;
+		}
+		/*
+		 * A second refusal of an earlier frame (the peer gave up on it
+		 * while more of our messages for it were under way) is stale.
+		 */
+		if (msg->key_id < key_id && msg->type == QKD_MSG_ABORT) {
+			qkd_peer_auth_forget(m->peer, msg->key_id);
+			continue;
+		}
+		break;
 	}
 	if (msg->key_id != key_id) {
 		qkd_log(m, QKD_LOG_ERR, "key %" PRIu64 ": peer answered for key %" PRIu64, key_id,
@@ -199,7 +219,8 @@ void qkd_module_peer_finish(struct qkd_module *m)
 		if (qkd_send(m->peer, 0, QKD_MSG_END, NULL, 0) < 0)
 			goto out;
 		while (pv->eof && !pv->peer_ended && recv_one(m, &msg) > 0) {
-			if (msg.type == QKD_MSG_ABORT) {
+			if (msg.type == QKD_MSG_ABORT ||
+			    (pv->refused_valid && pv->refused_key == msg.key_id)) {
 				qkd_peer_auth_forget(m->peer, msg.key_id);
 				continue;
 			}
