@@ -59,14 +59,16 @@ check "a damaged state file is refused" [ $st -eq 2 -a -n "$(grep -F "state file
 # SIGTERM: the stream ends with a complete frame and the exit status is 0.
 "$bin/qkd-sim" --slots 100000 --rate 50 --out "$tmp/endless" 2>"$tmp/endless.log" &
 pid=$!
-sleep 0.5
+# Signal once frames flow, whatever the machine's load.
+for _ in $(seq 200); do [ -s "$tmp/endless" ] && break; sleep 0.1; done
+sleep 0.2
 kill -TERM $pid
 wait $pid; st=$?
 frames=$("$bin/qkd-cat" --count "$tmp/endless" 2>&1 >/dev/null | sed -n 's/^qkd-cat: \([0-9]*\) frames.*/\1/p')
 produced=$(sed -n 's/.*info: \([0-9]*\) frames produced.*/\1/p' "$tmp/endless.log")
 check "SIGTERM: qkd-sim exits 0" [ $st -eq 0 ]
 check "SIGTERM: every produced frame is complete in the output ($frames of $produced)" \
-	[ -n "$frames" -a "$frames" = "$produced" -a "${frames:-0}" -ge 5 ]
+	[ -n "$frames" -a "$frames" = "$produced" -a "${frames:-0}" -ge 1 ]
 
 echo "1..$n"
 exit $failed
