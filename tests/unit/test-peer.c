@@ -217,6 +217,53 @@ TEST(three_hundred_context_switches)
 	pt_teardown(&pr);
 }
 
+/* An open transcript pins its context: at most 200 contexts may separate it
+ * from the newest (the context byte is the seq mod 256). */
+static int pinned_side(struct pair *pr, enum qkd_role role)
+{
+	struct qkd_keypool *kp = qkd_keypool_open(role == QKD_ALICE ? pr->apool : pr->bpool);
+	struct qkd_peer_config cfg = pt_cfg(role, pr->port, kp, TMO);
+	struct qkd_peer *p;
+	struct qkd_msg m;
+
+	if (!kp || !(p = qkd_peer_open(&cfg)))
+		return 10;
+	if (role == QKD_ALICE ? qkd_send(p, 77, 1, "pin", 3) : qkd_recv(p, &m) != 1)
+		return 11;
+	for (int i = 0; i < 199; i++)
+		if (qkd_peer_new_context(p) <= 0)
+			return 12;
+	if (role == QKD_ALICE && qkd_peer_new_context(p) != -EBUSY)
+		return 13;
+	qkd_peer_auth_forget(p, 77);
+	if (qkd_peer_new_context(p) <= 0)
+		return 14;
+	if (role == QKD_ALICE ? qkd_send(p, 78, 1, "x", 1) : qkd_recv(p, &m) != 1)
+		return 15;
+	if (qkd_peer_auth_verify(p, 78))
+		return 16;
+	qkd_peer_close(p);
+	qkd_keypool_close(kp);
+	return 0;
+}
+
+static int bob_pinned(struct pair *pr, void *arg)
+{
+	return pinned_side(pr, QKD_BOB);
+}
+
+TEST(open_transcript_limits_context_span)
+{
+	struct pair pr;
+	pid_t bob;
+
+	ASSERT_EQ(0, pt_setup(&pr, 1 << 16));
+	bob = pt_spawn(bob_pinned, &pr, NULL);
+	EXPECT_EQ(0, pinned_side(&pr, QKD_ALICE));
+	EXPECT_EQ(0, pt_wait(bob));
+	pt_teardown(&pr);
+}
+
 /* ---- handshake mismatches --------------------------------------------- */
 
 struct hs {

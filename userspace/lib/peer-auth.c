@@ -54,13 +54,15 @@ static struct peer_ctx *ctx_find(struct qkd_peer *p, uint8_t seq8)
 	return NULL;
 }
 
-static unsigned ctx_count(const struct qkd_peer *p)
+/* Oldest live context's seq: seqs travel mod 256, so live ones must span less. */
+static uint32_t ctx_oldest(const struct qkd_peer *p)
 {
-	unsigned n = 0;
+	uint32_t min = p->ctx_seq;
 
 	for (const struct peer_ctx *c = p->ctxs; c; c = c->next)
-		n++;
-	return n;
+		if (c->seq < min)
+			min = c->seq;
+	return min;
 }
 
 /*
@@ -111,9 +113,16 @@ static int ctx_create(struct qkd_peer *p)
 	uint64_t off;
 	int rc;
 
-	if (ctx_count(p) >= PEER_MAX_CTX) {
-		peer_note(p, "too many live authentication contexts (%d); close open transcripts",
-			  PEER_MAX_CTX);
+	/* Bob's acks let old contexts go: take those that arrived, and wait for
+	 * the outstanding ones if the span is otherwise too wide */
+	rc = peer_pump_ready(p);
+	while (!rc && p->ctx_seq + 1 - ctx_oldest(p) >= PEER_MAX_CTX && p->ctx_acked < p->ctx_seq)
+		rc = peer_pump_once(p, "context acknowledgements");
+	if (rc)
+		return rc;
+	if (p->ctx_seq + 1 - ctx_oldest(p) >= PEER_MAX_CTX) {
+		peer_note(p, "a transcript still uses context %u, %d contexts ago; close or "
+			  "forget it before opening more", ctx_oldest(p), PEER_MAX_CTX);
 		return -EBUSY;
 	}
 	rc = qkd_keypool_take(p->pool, sizeof(key), key, &off);
@@ -124,8 +133,8 @@ static int ctx_create(struct qkd_peer *p)
 	peer_put_le32(msg, p->ctx_seq + 1);
 	qkd_put_le64(msg + 4, off);
 	rc = peer_send_raw(p, PEER_KIND_CTRL, 0, CT_CTX, 0, msg, sizeof(msg), NULL);
-	if (!rc)
-		rc = ctx_install(p, p->ctx_seq + 1, off, key);
+	if (!rc && ctx_install(p, p->ctx_seq + 1, off, key))
+		rc = peer_fail(p, ENOMEM, "out of memory"); /* Bob switched, we cannot */
 	explicit_bzero(key, sizeof(key));
 	return rc < 0 ? rc : 0;
 }

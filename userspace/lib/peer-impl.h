@@ -54,7 +54,7 @@ struct pad_chunk {
 	uint8_t *key;		/* len bytes; handed-out bytes are wiped */
 	uint64_t map[PEER_PAD_CHUNK / 16 / 64]; /* Bob: 16-byte units used */
 };
-#define PEER_MAX_CTX 200  /* live contexts; seq is carried mod 256 */
+#define PEER_MAX_CTX 200  /* span of live context seqs; seq is carried mod 256 */
 #define PEER_MAX_TRANSCRIPTS (1u << 16)
 #define PEER_MAX_QUEUED ((size_t)4 * QKD_PEER_MAX_MSG)
 
@@ -138,6 +138,8 @@ struct peer_msg *peer_wait_ctrl(struct qkd_peer *p, uint16_t type, uint64_t key_
 
 /* Pump one message (data is queued for qkd_recv); end of stream is fatal. */
 int peer_pump_once(struct qkd_peer *p, const char *waiting_for);
+/* Handle whatever has already arrived (e.g. context acks), without waiting. */
+int peer_pump_ready(struct qkd_peer *p);
 
 /* peer-auth.c */
 int peer_auth_on_data(struct qkd_peer *p, uint8_t ctx, uint64_t key_id, const uint8_t *hdr,

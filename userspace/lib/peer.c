@@ -476,6 +476,21 @@ int peer_pump_once(struct qkd_peer *p, const char *waiting_for)
 	return pump_queue(p, waiting_for);
 }
 
+int peer_pump_ready(struct qkd_peer *p)
+{
+	for (;;) {
+		int rc;
+
+		if (p->dead)
+			return -p->dead;
+		if (p->rlen - p->rpos < PEER_HDR_LEN && wait_fd(p->fd, POLLIN, 0))
+			return 0;
+		rc = pump_queue(p, "the rest of a message");
+		if (rc)
+			return rc;
+	}
+}
+
 int qkd_recv(struct qkd_peer *p, struct qkd_msg *m)
 {
 	struct peer_msg *msg;
