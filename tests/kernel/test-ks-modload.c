@@ -2,7 +2,8 @@
 /*
  * Load and unload qkd_keystore 100 times (ITER to change) with keys present:
  * pushed keys, keys read through the keyring (deferred free), a pump holding a
- * half-read key closed before unload, keys in a second network namespace.
+ * half-read key closed before unload, keys in a second network namespace,
+ * ESP SAs bound to a link.
  * Every unload must succeed and, afterwards, root's key count in
  * /proc/key-users must be back at its baseline exactly and the kmalloc slab
  * object count within noise. Oopses and WARNs are caught by vm-run.
@@ -101,6 +102,28 @@ static int push_keys(const char *link)
 	return err;
 }
 
+/* An ESP SA pair keyed from the link (no traffic needed): unload must remove it. */
+static int bind_sa(const char *link)
+{
+	struct qksc_xfrm_cfg x = { .link = link, .src = "10.99.0.1", .dst = "10.99.0.2",
+				   .spi_base = 0x2000, .reqid = 9, .grace = -1,
+				   .first_key_id = 100, .life_seconds = 60 };
+	uint8_t k[QKD_XFRM_KEY_BYTES];
+	struct qksc *c;
+	uint32_t id;
+	int err, i;
+
+	err = qksc_open(&c);
+	for (i = 0; !err && i < 2; i++) {
+		ks_key_bytes(100 + (uint64_t)i, k, sizeof(k));
+		err = qksc_key_push(c, link, 100 + (uint64_t)i, k, sizeof(k));
+	}
+	if (!err)
+		err = qksc_xfrm_bind(c, &x, &id);
+	qksc_close(c);
+	return err;
+}
+
 /* Extra consumers: a keyring read, a half-read pump key, another namespace. */
 static int busy_round(const char *link)
 {
@@ -136,7 +159,7 @@ static int busy_round(const char *link)
 		_exit(unshare(CLONE_NEWNET) || push_keys("ns") ? 1 : 0);
 	if (waitpid(pid, &status, 0) != pid || status)
 		return -EIO;
-	return 0;
+	return bind_sa(link);
 }
 
 FIXTURE(modload_fixture) {
