@@ -434,7 +434,7 @@ TEST_F(pipe, frames_above_threshold_are_aborted)
 	struct qkd_frame *fa[MAX_FRAMES], *fb[MAX_FRAMES];
 	int na, nb;
 
-	full_pipeline(&self->e, a, b, "--seed 5 --frames 4 --slots 200000 --qber 0.2", "--max-qber 11%",
+	full_pipeline(&self->e, a, b, "--seed 5 --frames 4 --slots 200000 --qber 0.25", "--max-qber 11%",
 		      false, false);
 	ASSERT_EQ(0, run_pair(&self->e, a, b, 60));
 	na = read_frames(&self->e, "a.out", fa, MAX_FRAMES);
