@@ -198,6 +198,8 @@ int qkd_send(struct qkd_peer *p, uint64_t key_id, uint16_t type, const void *buf
  */
 static int rx_need(struct qkd_peer *p, size_t n, bool boundary)
 {
+	if (p->rpos == p->rlen)
+		p->rpos = p->rlen = 0;
 	while (p->rlen - p->rpos < n) {
 		ssize_t got;
 
