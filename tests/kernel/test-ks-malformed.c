@@ -172,13 +172,69 @@ TEST_F(bad, broken_attribute_headers)
 	EXPECT_EQ(0, stored(self->c, self->link));
 }
 
+TEST_F(bad, xfrm_bind_refusals)
+{
+	uint8_t a4[4] = { 10, 0, 0, 1 }, b4[4] = { 10, 0, 0, 2 }, a5[5] = { 0 };
+	uint8_t b16[16] = { 0xfe, 0x80, [15] = 1 };
+	uint32_t base = 0x1000, reqid = 1, zero = 0, big = 0xffff0001, icv = 100, id = 42;
+	uint8_t mode = 7;
+	size_t n, head;
+
+	head = put_link(self->a, 0, self->link);
+	/* Missing addresses, SPI base or reqid. */
+	EXPECT_EQ(-EINVAL, ks_raw_req(&self->r, QKD_CMD_XFRM_BIND, 0, self->a, head));
+	n = ks_put(self->a, head, QKD_A_XFRM_SADDR, a4, 4);
+	n = ks_put(self->a, n, QKD_A_XFRM_DADDR, b4, 4);
+	EXPECT_EQ(-EINVAL, ks_raw_req(&self->r, QKD_CMD_XFRM_BIND, 0, self->a, n));
+	n = ks_put(self->a, n, QKD_A_XFRM_SPI_BASE, &base, 4);
+	EXPECT_EQ(-EINVAL, ks_raw_req(&self->r, QKD_CMD_XFRM_BIND, 0, self->a, n));
+	n = ks_put(self->a, n, QKD_A_XFRM_REQID, &reqid, 4);
+	/* Complete but the link has no key: refused, nothing installed. */
+	EXPECT_EQ(-ENODATA, ks_raw_req(&self->r, QKD_CMD_XFRM_BIND, 0, self->a, n));
+	/* Bad values. */
+	EXPECT_GT(0, ks_raw_req(&self->r, QKD_CMD_XFRM_BIND, 0, self->a,
+				ks_put(self->a, n, QKD_A_XFRM_MODE, &mode, 1)));
+	EXPECT_GT(0, ks_raw_req(&self->r, QKD_CMD_XFRM_BIND, 0, self->a,
+				ks_put(self->a, n, QKD_A_XFRM_ICV_BITS, &icv, 4)));
+	n = ks_put(self->a, head, QKD_A_XFRM_SADDR, a5, 5);
+	n = ks_put(self->a, n, QKD_A_XFRM_DADDR, b4, 4);
+	n = ks_put(self->a, n, QKD_A_XFRM_SPI_BASE, &base, 4);
+	n = ks_put(self->a, n, QKD_A_XFRM_REQID, &reqid, 4);
+	EXPECT_EQ(-EINVAL, ks_raw_req(&self->r, QKD_CMD_XFRM_BIND, 0, self->a, n));
+	n = ks_put(self->a, head, QKD_A_XFRM_SADDR, a4, 4);
+	n = ks_put(self->a, n, QKD_A_XFRM_DADDR, b16, 16);
+	n = ks_put(self->a, n, QKD_A_XFRM_SPI_BASE, &base, 4);
+	n = ks_put(self->a, n, QKD_A_XFRM_REQID, &reqid, 4);
+	EXPECT_EQ(-EINVAL, ks_raw_req(&self->r, QKD_CMD_XFRM_BIND, 0, self->a, n));
+	n = ks_put(self->a, head, QKD_A_XFRM_SADDR, a4, 4);
+	n = ks_put(self->a, n, QKD_A_XFRM_DADDR, a4, 4);
+	n = ks_put(self->a, n, QKD_A_XFRM_SPI_BASE, &base, 4);
+	n = ks_put(self->a, n, QKD_A_XFRM_REQID, &reqid, 4);
+	EXPECT_EQ(-EINVAL, ks_raw_req(&self->r, QKD_CMD_XFRM_BIND, 0, self->a, n));
+	n = ks_put(self->a, head, QKD_A_XFRM_SADDR, a4, 4);
+	n = ks_put(self->a, n, QKD_A_XFRM_DADDR, b4, 4);
+	n = ks_put(self->a, n, QKD_A_XFRM_REQID, &reqid, 4);
+	EXPECT_GT(0, ks_raw_req(&self->r, QKD_CMD_XFRM_BIND, 0, self->a,
+				ks_put(self->a, n, QKD_A_XFRM_SPI_BASE, &zero, 4)));
+	EXPECT_GT(0, ks_raw_req(&self->r, QKD_CMD_XFRM_BIND, 0, self->a,
+				ks_put(self->a, n, QKD_A_XFRM_SPI_BASE, &big, 4)));
+	/* Unbind of an unknown binding; unbind without an id. */
+	EXPECT_EQ(-ENOENT, ks_raw_req(&self->r, QKD_CMD_XFRM_UNBIND, 0, self->a,
+				      ks_put(self->a, head, QKD_A_XFRM_ID, &id, 4)));
+	EXPECT_EQ(-EINVAL, ks_raw_req(&self->r, QKD_CMD_XFRM_UNBIND, 0, self->a, head));
+	EXPECT_EQ(-EINVAL, ks_raw_req(&self->r, QKD_CMD_XFRM_GET, NLM_F_DUMP, NULL, 0));
+}
+
 TEST_F(bad, unknown_commands)
 {
 	int cmd;
 
-	for (cmd = QKD_CMD_EVENT_NEW_KEY; cmd < 256; cmd++)
+	for (cmd = QKD_CMD_XFRM_GET + 1; cmd < 256; cmd++)
 		EXPECT_GT(0, ks_raw_req(&self->r, (uint8_t)cmd, 0, NULL, 0));
 	EXPECT_GT(0, ks_raw_req(&self->r, QKD_CMD_UNSPEC, 0, NULL, 0));
+	/* Event numbers are not commands. */
+	for (cmd = QKD_CMD_EVENT_NEW_KEY; cmd <= QKD_CMD_EVENT_LINK; cmd++)
+		EXPECT_GT(0, ks_raw_req(&self->r, (uint8_t)cmd, 0, NULL, 0));
 }
 
 TEST_F(bad, unprivileged_sender)
@@ -207,6 +263,10 @@ TEST_F(bad, unprivileged_sender)
 		fails += ks_raw_req(&r, QKD_CMD_LINK_DEL, 0, self->a, n) != -EPERM;
 		n = ks_put(self->a, 0, QKD_A_LINK, "evil", 5);
 		fails += ks_raw_req(&r, QKD_CMD_LINK_ADD, 0, self->a, n) != -EPERM;
+		n = put_link(self->a, 0, self->link);
+		fails += ks_raw_req(&r, QKD_CMD_XFRM_BIND, 0, self->a, n) != -EPERM;
+		fails += ks_raw_req(&r, QKD_CMD_XFRM_UNBIND, 0, self->a, n) != -EPERM;
+		fails += ks_raw_req(&r, QKD_CMD_XFRM_GET, NLM_F_DUMP, self->a, n) != -EPERM;
 		/* Reading counters is allowed. */
 		n = put_link(self->a, 0, self->link);
 		fails += ks_raw_req(&r, QKD_CMD_LINK_GET, 0, self->a, n) != 0;
@@ -273,7 +333,7 @@ TEST_F(bad, random_burst_in_own_netns)
 				else
 					n = ks_put(self->a, n, t, rnd + 64 + j * 24, len);
 			}
-			ks_raw_req(&r, (uint8_t)(rnd[40] % 12), (rnd[41] & 1) ? NLM_F_DUMP : 0,
+			ks_raw_req(&r, (uint8_t)(rnd[40] % 16), (rnd[41] & 1) ? NLM_F_DUMP : 0,
 				   self->a, n);
 		}
 		_exit(0);
