@@ -389,7 +389,8 @@ static int qks_get_addr(struct genl_info *info, int attr, xfrm_address_t *a)
 	struct nlattr *na = info->attrs[attr];
 
 	if (nla_len(na) != 4 && nla_len(na) != 16) {
-		NL_SET_ERR_MSG_ATTR(info->extack, na, "address must be 4 (IPv4) or 16 (IPv6) bytes");
+		NL_SET_ERR_MSG_ATTR(info->extack, na,
+				    "address must be 4 (IPv4) or 16 (IPv6) bytes");
 		return -EINVAL;
 	}
 	memset(a, 0, sizeof(*a));
