@@ -863,6 +863,97 @@ TEST_F(pipe, flipped_bit_in_estimate_messages_yields_no_key)
 	free_frames(fb, nb);
 }
 
+/* Copy the frames of src whose key id is in keep[] (n entries) to dst. */
+static int filter_frames(const struct env *e, const char *src, const char *dst,
+			 const uint64_t *keep, int n)
+{
+	struct qkd_frame *f[MAX_FRAMES];
+	struct qkd_stream *w;
+	char path[256];
+	int nf = read_frames(e, src, f, MAX_FRAMES), fd;
+
+	snprintf(path, sizeof(path), "%s/%s", e->dir, dst);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	w = fd >= 0 ? qkd_stream_open(fd, QKD_STREAM_WRITE | QKD_STREAM_FALLBACK) : NULL;
+	if (nf < 0 || !w)
+		return -1;
+	for (int i = 0; i < nf; i++)
+		for (int j = 0; j < n; j++)
+			if (f[i]->key_id == keep[j] && qkd_write_frame(w, f[i]))
+				return -1;
+	free_frames(f, nf);
+	return qkd_stream_close(w);
+}
+
+/*
+ * Frames missing on one side (dropped upstream): the frames both sides have
+ * are sifted as usual; each side's extra frames end aborted (reason peer),
+ * whichever side has them and wherever they are, including at the end.
+ */
+TEST_F(pipe, frames_missing_on_one_side_are_aborted_not_mismatched)
+{
+	static const uint64_t keep_a[] = { 0, 1, 2, 3, 4, 5, 7 };
+	static const uint64_t keep_b[] = { 0, 2, 3, 5, 6, 7, 8, 9 };
+	char a[CMD], b[CMD], cmd[CMD];
+	struct qkd_frame *fa[MAX_FRAMES], *fb[MAX_FRAMES];
+	struct truth t[MAX_FRAMES];
+	int na, nb;
+
+	snprintf(cmd, CMD, "%s/qkd-sim --seed 3 --frames 10 --slots 100000 --alice-out a.raw "
+		 "--bob-out b.raw --truth truth 2>sim.log", self->e.bin);
+	ASSERT_EQ(0, wait_for(spawn(&self->e, cmd), 30));
+	ASSERT_EQ(10, read_truth(&self->e, "truth", t, MAX_FRAMES));
+	ASSERT_EQ(0, filter_frames(&self->e, "a.raw", "a.in", keep_a, 7));
+	ASSERT_EQ(0, filter_frames(&self->e, "b.raw", "b.in", keep_b, 8));
+	snprintf(b, CMD, "%s/qkd-sift --role bob --listen 127.0.0.1:%d --keypool b.pool "
+		 "--in b.in --out b.out 2>b.log", self->e.bin, self->e.port);
+	snprintf(a, CMD, "%s/qkd-sift --role alice --peer 127.0.0.1:%d --keypool a.pool "
+		 "--in a.in --out a.out 2>a.log", self->e.bin, self->e.port);
+	ASSERT_EQ(0, run_pair(&self->e, a, b, 60));
+	na = read_frames(&self->e, "a.out", fa, MAX_FRAMES);
+	nb = read_frames(&self->e, "b.out", fb, MAX_FRAMES);
+	ASSERT_EQ(7, na);
+	ASSERT_EQ(8, nb);
+	for (int side = 0; side < 2; side++) {
+		struct qkd_frame **f = side ? fb : fa;
+		const uint64_t *keep = side ? keep_b : keep_a;
+		const uint64_t *other = side ? keep_a : keep_b;
+		int n = side ? 8 : 7, no = side ? 7 : 8;
+
+		for (int i = 0; i < n; i++) {
+			bool common = false;
+
+			ASSERT_EQ(keep[i], f[i]->key_id);
+			for (int j = 0; j < no; j++)
+				common |= other[j] == keep[i];
+			if (common) {
+				ASSERT_EQ(QKD_STATE_SIFTED, f[i]->state);
+				ASSERT_EQ(t[keep[i]].sifted, f[i]->bit_count);
+			} else {
+				ASSERT_EQ(QKD_STATE_ABORTED, f[i]->state);
+				ASSERT_EQ(QKD_ABORT_PEER, f[i]->abort_reason);
+			}
+		}
+	}
+	/* The common frames still agree to the truth bit for bit. */
+	for (int i = 0, j = 0; i < na && j < nb;) {
+		if (fa[i]->key_id < fb[j]->key_id) {
+			i++;
+		} else if (fa[i]->key_id > fb[j]->key_id) {
+			j++;
+		} else {
+			if (fa[i]->state == QKD_STATE_SIFTED)
+				ASSERT_EQ(t[fa[i]->key_id].errors,
+					  qkd_bits_hamming(fa[i]->payload, fb[j]->payload,
+							   fa[i]->bit_count));
+			i++;
+			j++;
+		}
+	}
+	free_frames(fa, na);
+	free_frames(fb, nb);
+}
+
 TEST_F(pipe, deferred_authentication_folds_both_stages)
 {
 	char a[CMD], b[CMD];
