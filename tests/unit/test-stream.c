@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <dirent.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -383,6 +384,93 @@ TEST(backend_selection_and_fd_flags)
 	ASSERT_EQ(EINVAL, errno);
 	close(other);
 	close(p[1]);
+}
+
+/* Number of io_uring worker threads (iou-wrk-*) in process pid. */
+static int io_workers(pid_t pid)
+{
+	char path[320], comm[64];
+	struct dirent *d;
+	DIR *dir;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	dir = opendir(path);
+	if (!dir)
+		return -1;
+	while ((d = readdir(dir))) {
+		FILE *f;
+
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/comm", pid, d->d_name);
+		f = fopen(path, "r");
+		if (f && fgets(comm, sizeof(comm), f) && !strncmp(comm, "iou-wrk", 7))
+			n++;
+		if (f)
+			fclose(f);
+	}
+	closedir(dir);
+	return n;
+}
+
+/*
+ * A reader blocked on an empty pipe and a writer blocked on a full one must
+ * not park an io_uring worker thread in a blocking read/write (what 6.1 does
+ * with a pipe that is not O_NONBLOCK): the streams poll instead.
+ */
+TEST_F(stream, blocked_pipe_io_uses_no_worker_threads)
+{
+	struct qkd_frame *f = qkd_frame_new(0), *g = NULL;
+	int in[2], out[2], status;
+	uint8_t buf[4096];
+	pid_t pid;
+
+	if (variant->fallback)
+		SKIP(return, "io_uring only");
+	ASSERT_EQ(0, pipe(in));
+	ASSERT_EQ(0, pipe(out));
+	pid = fork();
+	if (!pid) {
+		struct qkd_stream *r = qkd_stream_open(in[0], QKD_STREAM_READ);
+		struct qkd_stream *w = qkd_stream_open(out[1], QKD_STREAM_WRITE);
+		int ret;
+
+		close(in[1]);
+		close(out[0]);
+		if (!qkd_stream_uses_uring(r))
+			_exit(3);
+		/* Fill the output pipe and more: blocks in the write. */
+		fill(f, 1, 60000);
+		for (int i = 0; i < 200; i++)
+			if (qkd_write_frame(w, f))
+				_exit(4);
+		if (qkd_stream_flush(w))
+			_exit(5);
+		/* Then wait on the empty input pipe. */
+		do
+			ret = qkd_read_frame(r, &g);
+		while (ret == -EINTR);
+		_exit(ret == 0 ? 0 : 6);
+	}
+	close(in[0]);
+	close(out[1]);
+	usleep(300000);		/* the child is blocked writing */
+	EXPECT_EQ(0, io_workers(pid));
+	/* Drain its output (checking nothing), so it gets to the read. */
+	for (size_t total = 0; total < 200 * (60000 + QKD_FRAME_HDR_LEN);) {
+		ssize_t n = read(out[0], buf, sizeof(buf));
+
+		ASSERT_LT(0, n);
+		total += (size_t)n;
+	}
+	usleep(300000);		/* the child is blocked reading */
+	EXPECT_EQ(0, io_workers(pid));
+	close(in[1]);
+	waitpid(pid, &status, 0);
+	ASSERT_EQ(0, status);
+	qkd_frame_free(f);
+	qkd_frame_free(g);
 }
 
 /* Make io_uring_setup fail with err for this process, as a sandbox would. */
