@@ -28,7 +28,9 @@ $(B)/ktests/%: $(B)/tests/kernel/%.o $(B)/keystore/lib/qksc.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lkeyutils
 
+ifneq ($(SAN),1)
 all: $(KTEST_BINS)
+endif
 # The sink test writes frames with libqkd.
 $(B)/ktests/test-ks-sink: $(LIBQKD)
 # The harness's EXPECT_EQ(literal, unsigned) compares int with unsigned.

@@ -354,13 +354,14 @@ static void qks_xbind_destroy(struct qks_xbind *b)
 {
 	struct qks_xgen *g, *tmp;
 
+	/* Off the notify list first, so nothing can queue the work again. */
+	spin_lock_bh(&qks_xbinds_lock);
+	list_del(&b->all);
+	spin_unlock_bh(&qks_xbinds_lock);
 	mutex_lock(&b->lock);
 	b->dead = true;
 	mutex_unlock(&b->lock);
 	cancel_delayed_work_sync(&b->work);
-	spin_lock_bh(&qks_xbinds_lock);
-	list_del(&b->all);
-	spin_unlock_bh(&qks_xbinds_lock);
 	list_for_each_entry_safe(g, tmp, &b->gens, node)
 		qks_xgen_free(g);
 	qks_link_put(b->link);

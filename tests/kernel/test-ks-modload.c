@@ -124,7 +124,10 @@ static int bind_sa(const char *link)
 	return err;
 }
 
-/* Extra consumers: a keyring read, a half-read pump key, another namespace. */
+/*
+ * Extra consumers: a keyring read, a half-read pump key, another namespace
+ * (which exits with keys and SAs in it), SAs bound to the link.
+ */
 static int busy_round(const char *link)
 {
 	struct qkd_pump_attach a;
@@ -156,7 +159,7 @@ static int busy_round(const char *link)
 	if (pid < 0)
 		return -errno;
 	if (pid == 0)
-		_exit(unshare(CLONE_NEWNET) || push_keys("ns") ? 1 : 0);
+		_exit(unshare(CLONE_NEWNET) || push_keys("ns") || bind_sa("ns") ? 1 : 0);
 	if (waitpid(pid, &status, 0) != pid || status)
 		return -EIO;
 	return bind_sa(link);
