@@ -584,7 +584,7 @@ int main(int argc, char **argv)
 {
 	static const double qbers[] = { 0.01, 0.02, 0.05, 0.08 };
 	static const unsigned logn[] = { 14, 18 };
-	unsigned window = 64, quick = 0, auth_failures = 0, only_tp = 0;
+	unsigned window = 32, quick = 0, auth_failures = 0, only_tp = 0;
 	char dir[64], apool[128], bpool[128], port[16], cmd[96];
 	struct cascade_link link;
 	struct qkd_peer *p;
@@ -607,7 +607,7 @@ int main(int argc, char **argv)
 			       "frames, Alice and Bob as two processes over the authenticated peer\n"
 			       "channel and in one process, against the original schedule in one\n"
 			       "process as baseline. --quick: fewer frames. --window: frames in flight\n"
-			       "(default 64, more for short frames: about 2^22 bits). --throughput: only the throughput runs.\n");
+			       "(default 32, more for short frames: about 2^22 bits). --throughput: only the throughput runs.\n");
 			return strcmp(argv[i], "--help") ? 2 : 0;
 		}
 	}
