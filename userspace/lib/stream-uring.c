@@ -66,6 +66,8 @@ static int ring_create(struct qkd_uring **out)
 	}
 	r->pid = getpid();
 	r->fixed = io_uring_register_buffers_sparse(&r->ring, REG_SLOTS) == 0;
+	/* Saves an fd lookup on every io_uring_enter (5.18+; optional). */
+	io_uring_register_ring_fd(&r->ring);
 	*out = r;
 	return 0;
 }
