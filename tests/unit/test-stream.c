@@ -16,6 +16,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <dirent.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -57,9 +58,13 @@ static size_t encode(const struct qkd_frame *f, uint8_t *out)
 
 static volatile sig_atomic_t alarms;
 
+static int go_fd = -1;	/* written to by the handler when set */
+
 static void on_alarm(int sig)
 {
 	alarms++;
+	if (go_fd >= 0 && write(go_fd, "g", 1) != 1)
+		alarms += 100;	/* makes the test fail visibly */
 }
 
 /* SA_RESTART on purpose: the stream must still return between frames. */
@@ -184,13 +189,20 @@ TEST_F(stream, signal_before_a_frame_returns_eintr_and_loses_nothing)
 	qkd_frame_free(g);
 }
 
+/*
+ * The writer sends half a frame and waits; the alarm's handler tells it to
+ * send the rest. So the signal is certain to arrive while the reader is
+ * inside the frame, and the frame can only complete after it: the read must
+ * ride over the signal instead of returning -EINTR.
+ */
 TEST_F(stream, signal_inside_a_frame_does_not_cut_it)
 {
 	struct qkd_frame *f = qkd_frame_new(0), *g = NULL;
 	static uint8_t buf[QKD_FRAME_HDR_LEN + 200000];
 	struct qkd_stream *r;
+	struct pollfd pfd;
 	size_t n;
-	int p[2];
+	int p[2], go[2];
 	pid_t pid;
 
 	for (int big = 0; big < 2; big++) {
@@ -198,17 +210,27 @@ TEST_F(stream, signal_inside_a_frame_does_not_cut_it)
 		fill(f, 5, big ? 200000 : 2000);
 		n = encode(f, buf);
 		ASSERT_EQ(0, pipe(p));
+		ASSERT_EQ(0, pipe(go));
+		/* Room for the first half even before the stream enlarges the pipe. */
+		fcntl(p[1], F_SETPIPE_SZ, 1 << 20);
 		pid = fork();
 		if (!pid) {
+			char c;
+
 			close(p[0]);
-			if (write(p[1], buf, n / 2) != (ssize_t)(n / 2))
+			close(go[1]);
+			if (write(p[1], buf, n / 2) != (ssize_t)(n / 2) || read(go[0], &c, 1) != 1)
 				_exit(1);
-			usleep(200000);
 			_exit(write(p[1], buf + n / 2, n - n / 2) == (ssize_t)(n - n / 2) ? 0 : 1);
 		}
 		close(p[1]);
+		close(go[0]);
+		go_fd = go[1];
 		r = qkd_stream_open(p[0], QKD_STREAM_READ | self->flags);
-		usleep(50000);		/* the first half is in the pipe */
+		/* Wait until the first half is there, then let the alarm come. */
+		pfd.fd = p[0];
+		pfd.events = POLLIN;
+		ASSERT_EQ(1, poll(&pfd, 1, 10000));
 		alarms = 0;
 		arm_alarm(50);
 		ASSERT_EQ(1, qkd_read_frame(r, &g));
@@ -216,6 +238,8 @@ TEST_F(stream, signal_inside_a_frame_does_not_cut_it)
 		ASSERT_TRUE(check(g, 5, big ? 200000 : 2000));
 		ASSERT_EQ(0, qkd_read_frame(r, &g));
 		qkd_stream_close(r);
+		go_fd = -1;
+		close(go[1]);
 		waitpid(pid, NULL, 0);
 	}
 	qkd_frame_free(f);
