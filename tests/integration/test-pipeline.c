@@ -954,6 +954,36 @@ TEST_F(pipe, frames_missing_on_one_side_are_aborted_not_mismatched)
 	free_frames(fb, nb);
 }
 
+/*
+ * The answering side waits for the next frame's request as long as the
+ * other side's source takes: gaps between frames (here 0.5 s) longer than the
+ * peer stall limit (0.3 s) are not a stall.
+ */
+TEST_F(pipe, slow_source_is_not_a_stalled_peer)
+{
+	char a[CMD], b[CMD];
+	struct qkd_frame *fa[MAX_FRAMES], *fb[MAX_FRAMES];
+	int na, nb;
+
+	snprintf(b, CMD, "%s/qkd-sim --role bob --seed 4 --frames 4 --slots 50000 --rate 2 "
+		 "2>sim-b.log | %s/qkd-sift --role bob --listen 127.0.0.1:%d --keypool b.pool "
+		 "--peer-timeout 300 > b.out 2>b.log", self->e.bin, self->e.bin, self->e.port);
+	snprintf(a, CMD, "%s/qkd-sim --role alice --seed 4 --frames 4 --slots 50000 "
+		 "2>sim-a.log | %s/qkd-sift --role alice --peer 127.0.0.1:%d --keypool a.pool "
+		 "--peer-timeout 300 > a.out 2>a.log", self->e.bin, self->e.bin, self->e.port);
+	ASSERT_EQ(0, run_pair(&self->e, a, b, 60));
+	na = read_frames(&self->e, "a.out", fa, MAX_FRAMES);
+	nb = read_frames(&self->e, "b.out", fb, MAX_FRAMES);
+	ASSERT_EQ(4, na);
+	ASSERT_EQ(4, nb);
+	for (int i = 0; i < 4; i++) {
+		ASSERT_EQ(QKD_STATE_SIFTED, fa[i]->state);
+		ASSERT_EQ(QKD_STATE_SIFTED, fb[i]->state);
+	}
+	free_frames(fa, na);
+	free_frames(fb, nb);
+}
+
 TEST_F(pipe, deferred_authentication_folds_both_stages)
 {
 	char a[CMD], b[CMD];

@@ -11,10 +11,97 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "module-internal.h"
+#include "peer-impl.h"
+
+/*
+ * Does the byte stream b[0..n) (what the channel has buffered followed by what
+ * waits in the socket) hold the start of a data message? Control messages of
+ * the authentication (tag exchanges, their closing) are skipped: they arrive
+ * after an exchange and say nothing about the next frame.
+ */
+static bool data_ahead(const uint8_t *b, size_t n)
+{
+	size_t off = 0;
+
+	while (n - off >= PEER_HDR_LEN) {
+		if (b[off + 6] == PEER_KIND_DATA)
+			return true;
+		off += PEER_HDR_LEN + (size_t)peer_le32(b + off);
+		if (off > n)
+			return false; /* a control message still arriving */
+	}
+	return false;
+}
+
+/*
+ * Wait until the peer has started its next message exchange, without the
+ * channel's stall limit. The answering side of an exchange legitimately waits
+ * as long as the other side's source takes to produce its next frame (a slow
+ * or paused source, a pipeline being hibernated); --peer-timeout still bounds
+ * every wait inside an exchange. Returns 1 when qkd_recv() has a data message
+ * (or an end of stream, or an error) to work on, 0 when the module is asked
+ * to stop first. It looks at the channel's buffers and peeks at the socket
+ * (same library, peer-impl.h), consuming nothing.
+ */
+static int wait_for_peer(struct qkd_module *m)
+{
+	struct qkd_peer *p = m->peer;
+	uint8_t *b = NULL;
+	size_t cap = 0;
+	long nap_ms = 2;
+	int ret = 1;
+
+	for (;;) {
+		size_t have = p->rlen - p->rpos, need;
+		ssize_t got;
+
+		if (p->dead || p->dq_head)
+			break;
+		need = have + 65536;
+		if (need > cap) {
+			uint8_t *nb = realloc(b, need);
+
+			if (!nb)
+				break;
+			b = nb;
+			cap = need;
+		}
+		memcpy(b, p->rbuf + p->rpos, have);
+		got = recv(p->fd, b + have, cap - have, MSG_PEEK | MSG_DONTWAIT);
+		if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+				 errno != EINTR))
+			break; /* closed or failed: qkd_recv reports it */
+		if (data_ahead(b, have + (got > 0 ? (size_t)got : 0)))
+			break;
+		if (qkd_module_stopping(m)) {
+			ret = 0;
+			break;
+		}
+		if (got > 0) {
+			/*
+			 * Only control bytes so far; poll() would return at
+			 * once, so look again after a nap that grows to 100 ms.
+			 */
+			struct timespec ts = { 0, nap_ms * 1000 * 1000 };
+
+			nanosleep(&ts, NULL);
+			nap_ms = nap_ms < 50 ? nap_ms * 2 : 100;
+		} else {
+			struct pollfd pfd = { .fd = p->fd, .events = POLLIN };
+
+			poll(&pfd, 1, 100);
+		}
+	}
+	free(b);
+	return ret;
+}
 
 static int stash(struct qkd_module_priv *pv, const struct qkd_msg *msg)
 {
@@ -149,6 +236,12 @@ int qkd_module_peer_request(struct qkd_module *m, uint64_t key_id, uint16_t type
 					return r;
 			}
 		}
+		if (!pv->peer_ended && !wait_for_peer(m)) {
+			qkd_log(m, QKD_LOG_INFO, "key %" PRIu64 ": stopping while the peer has not "
+				"started this frame", key_id);
+			qkd_peer_auth_forget(m->peer, key_id);
+			return 0;
+		}
 		r = recv_one(m, msg);
 		if (r <= 0) {
 			if (r == 0)
@@ -218,7 +311,7 @@ void qkd_module_peer_finish(struct qkd_module *m)
 		pv->pending = false;
 		if (qkd_send(m->peer, 0, QKD_MSG_END, NULL, 0) < 0)
 			goto out;
-		while (pv->eof && !pv->peer_ended && recv_one(m, &msg) > 0) {
+		while (pv->eof && !pv->peer_ended && wait_for_peer(m) && recv_one(m, &msg) > 0) {
 			if (msg.type == QKD_MSG_ABORT ||
 			    (pv->refused_valid && pv->refused_key == msg.key_id)) {
 				qkd_peer_auth_forget(m->peer, msg.key_id);
