@@ -245,6 +245,19 @@ static struct cascade_job *bob_next(void *arg)
 		return &j->cj;
 	}
 	j->cj.qber = q;
+	/* Live parameters take effect from this frame (the driver reads cfg now). */
+	pthread_mutex_lock(&c->m->lock);
+	{
+		int sched = cascade_schedule_parse(p_schedule);
+
+		if (sched >= 0)
+			c->cfg.schedule = (enum cascade_schedule)sched;
+		else
+			qkd_log(c->m, QKD_LOG_WARN, "unknown schedule '%s'; keeping %s", p_schedule,
+				cascade_schedule_name(c->cfg.schedule));
+		c->cfg.max_rounds = (unsigned)p_max_rounds;
+	}
+	pthread_mutex_unlock(&c->m->lock);
 	return &j->cj;
 }
 
