@@ -175,6 +175,8 @@ void qkd_polyhash_update(struct qkd_polyhash *h, const void *data, size_t len)
 {
 	const uint8_t *p = data;
 
+	if (!len)
+		return; /* data may be NULL then */
 	if (h->buf_len) {
 		size_t n = 16 - h->buf_len;
 
