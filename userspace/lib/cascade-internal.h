@@ -33,14 +33,28 @@ struct cascade_perm {
 
 struct cascade_perm_set {
 	struct cascade_perm_set *next;
+	struct cascade_session *sess;
 	uint64_t n;
 	unsigned refs;
 	struct cascade_perm perm[CASCADE_MAX_PASSES];
 };
 
+/*
+ * Permutations of N = 2^j positions; a frame of n <= N bits uses the
+ * subsequence of entries below n, itself a uniformly random permutation.
+ * Frames of varying length (the usual case after sifting) thus share one
+ * Fisher-Yates shuffle per pass per power of two.
+ */
+struct cascade_base {
+	struct cascade_base *next;
+	uint64_t N;
+	uint32_t *fwd[CASCADE_MAX_PASSES];
+};
+
 struct cascade_session {
 	uint8_t seed[CASCADE_SEED_LEN];
 	struct cascade_perm_set *sets;
+	struct cascade_base *bases;
 };
 
 struct cascade_perm_set *cascade_perm_get(struct cascade_session *s, uint64_t n);

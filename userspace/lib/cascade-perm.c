@@ -11,9 +11,10 @@
  * Passes of two blocks need no permutation, only the random half that is the
  * first block (cascade_perm_half_mask).
  *
- * Permutations are cached per frame length within the session (frames of one
- * pipeline usually share a length); sets not used by any frame are dropped
- * when more than CACHE_SETS lengths are cached.
+ * Shuffles are drawn once per pass for N = 2^j positions and restricted to a
+ * frame's n <= N bits by keeping the entries below n (a uniformly random
+ * permutation of n, cheap to derive); the restricted permutations and their
+ * inverses are cached for the last CACHE_SETS frame lengths still in use.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -123,6 +124,14 @@ void cascade_session_free(struct cascade_session *s)
 		s->sets = ps->next;
 		perm_set_free(ps);
 	}
+	while (s->bases) {
+		struct cascade_base *b = s->bases;
+
+		s->bases = b->next;
+		for (unsigned p = 0; p < CASCADE_MAX_PASSES; p++)
+			free(b->fwd[p]);
+		free(b);
+	}
 	explicit_bzero(s->seed, sizeof(s->seed));
 	free(s);
 }
@@ -146,6 +155,7 @@ struct cascade_perm_set *cascade_perm_get(struct cascade_session *s, uint64_t n)
 	if (!ps)
 		return NULL;
 	ps->n = n;
+	ps->sess = s;
 	ps->refs = 1;
 	ps->next = s->sets;
 	s->sets = ps;
@@ -167,18 +177,59 @@ void cascade_perm_put(struct cascade_session *s, struct cascade_perm_set *ps)
 		ps->refs--;
 }
 
+/* The shuffle of pass p over N = 2^j positions, drawn on first use. */
+static const uint32_t *base_pass(struct cascade_session *s, uint64_t N, unsigned p)
+{
+	struct cascade_base *b;
+	struct rng r;
+	uint32_t *f;
+
+	for (b = s->bases; b && b->N != N; b = b->next)
+		;
+	if (!b) {
+		b = calloc(1, sizeof(*b));
+		if (!b)
+			return NULL;
+		b->N = N;
+		b->next = s->bases;
+		s->bases = b;
+	}
+	if (b->fwd[p])
+		return b->fwd[p];
+	f = malloc(N * sizeof(uint32_t));
+	if (!f)
+		return NULL;
+	for (uint64_t i = 0; i < N; i++)
+		f[i] = (uint32_t)i;
+	rng_init(&r, s->seed, N, p);
+	for (uint64_t i = N - 1; i > 0; i--) {
+		uint64_t j = rng_below(&r, i + 1);
+		uint32_t t = f[i];
+
+		f[i] = f[j];
+		f[j] = t;
+	}
+	b->fwd[p] = f;
+	return f;
+}
+
 const struct cascade_perm *cascade_perm_pass(struct cascade_perm_set *ps, const uint8_t *seed,
 					     unsigned p)
 {
 	struct cascade_perm *pm;
-	struct rng r;
-	uint64_t n = ps->n;
+	const uint32_t *base;
+	uint64_t n = ps->n, N = 1, j = 0;
 
 	if (p == 0 || p >= CASCADE_MAX_PASSES)
 		return NULL;
 	pm = &ps->perm[p];
 	if (pm->fwd)
 		return pm;
+	while (N < n)
+		N *= 2;
+	base = base_pass(ps->sess, N, p);
+	if (!base)
+		return NULL;
 	pm->fwd = malloc(n * sizeof(uint32_t));
 	pm->inv = malloc(n * sizeof(uint32_t));
 	if (!pm->fwd || !pm->inv) {
@@ -187,16 +238,9 @@ const struct cascade_perm *cascade_perm_pass(struct cascade_perm_set *ps, const 
 		pm->fwd = pm->inv = NULL;
 		return NULL;
 	}
-	for (uint64_t i = 0; i < n; i++)
-		pm->fwd[i] = (uint32_t)i;
-	rng_init(&r, seed, n, p);
-	for (uint64_t i = n - 1; i > 0; i--) {
-		uint64_t j = rng_below(&r, i + 1);
-		uint32_t t = pm->fwd[i];
-
-		pm->fwd[i] = pm->fwd[j];
-		pm->fwd[j] = t;
-	}
+	for (uint64_t i = 0; i < N; i++)
+		if (base[i] < n)
+			pm->fwd[j++] = base[i];
 	for (uint64_t i = 0; i < n; i++)
 		pm->inv[pm->fwd[i]] = (uint32_t)i;
 	return pm;
