@@ -17,7 +17,8 @@
  *                                            forwarded to the module itself
  *   POST   /register, DELETE /register?pid=N used by the modules
  *
- * Every error is a 4.xx/5.xx code with a one-line diagnostic payload.
+ * Responses are JSON, or the same document as CBOR with Accept: 60. Every
+ * error is a 4.xx/5.xx code with a one-line diagnostic payload.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -83,6 +84,8 @@ static void add_body(struct req *r, unsigned cf, const char *data, size_t len)
 				     -1, qkd_etag(copy, len), len, copy, release_copy, copy);
 }
 
+static unsigned opt_uint(const coap_pdu_t *pdu, uint16_t num);
+
 static void json_reply(struct req *r, int code, struct qkd_buf *b)
 {
 	if (b->oom) {
@@ -90,6 +93,16 @@ static void json_reply(struct req *r, int code, struct qkd_buf *b)
 		return;
 	}
 	coap_pdu_set_code(r->resp, COAP_RESPONSE_CODE(code));
+	if (opt_uint(r->pdu, COAP_OPTION_ACCEPT) == QKD_CF_CBOR) {
+		struct qkd_buf c = { 0 };
+
+		if (qkd_json_to_cbor(b->s, b->len, &c))
+			err_reply(r->resp, 500, "cannot render CBOR");
+		else
+			add_body(r, QKD_CF_CBOR, c.s, c.len);
+		qkd_buf_free(&c);
+		return;
+	}
 	add_body(r, QKD_CF_JSON, b->s, b->len);
 }
 
@@ -507,12 +520,13 @@ static void route(coap_resource_t *res, coap_session_t *sess, const coap_pdu_t *
 	unsigned accept = opt_uint(pdu, COAP_OPTION_ACCEPT);
 
 	r.method = coap_pdu_get_code(pdu);
-	if (accept != QKD_CF_NONE && accept != QKD_CF_JSON) {
+	if (accept != QKD_CF_NONE && accept != QKD_CF_JSON && accept != QKD_CF_CBOR) {
 		bool proxied = path && path->length > 8 && !memcmp(path->s, "modules/", 8);
 
 		/* Modules also speak text/plain; let them judge forwarded requests. */
 		if (!proxied || accept != QKD_CF_TEXT) {
-			err_reply(resp, 406, "responses are application/json (50)");
+			err_reply(resp, 406,
+				  "responses are application/json (50) or application/cbor (60)");
 			coap_delete_string(path);
 			return;
 		}

@@ -7,13 +7,52 @@
  * end). An accepted document is walked: every member the reader finds by key
  * and every array element must be a well-formed value itself. Independently,
  * the input taken as a C string must survive qkd_buf_json_str: the literal it
- * writes parses and unescapes back to the same text.
+ * writes parses and unescapes back to the same text. Every accepted document
+ * also renders as exactly one well-formed CBOR item (content negotiation).
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "qkd/service-util.h"
+
+/* End of the CBOR item at off, or -1 if malformed (definite lengths only). */
+static long cbor_item(const uint8_t *p, size_t len, size_t off, int depth)
+{
+	unsigned major, ai;
+	uint64_t arg = 0;
+
+	if (off >= len || depth > 64)
+		return -1;
+	major = p[off] >> 5;
+	ai = p[off] & 31;
+	off++;
+	if (ai >= 24 && ai <= 27) {
+		size_t n = (size_t)1 << (ai - 24);
+
+		if (off + n > len)
+			return -1;
+		for (size_t i = 0; i < n; i++)
+			arg = arg << 8 | p[off + i];
+		off += n;
+	} else if (ai < 24) {
+		arg = ai;
+	} else {
+		return -1;
+	}
+	if (major == 2 || major == 3)
+		return arg <= len - off ? (long)(off + arg) : -1;
+	if (major == 4 || major == 5) {
+		for (uint64_t i = 0; i < arg * (major == 5 ? 2 : 1); i++) {
+			long e = cbor_item(p, len, off, depth + 1);
+
+			if (e < 0)
+				return -1;
+			off = (size_t)e;
+		}
+	}
+	return major == 6 ? -1 : (long)off;
+}
 
 static void walk(struct qkd_json v, int depth)
 {
@@ -47,8 +86,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!copy)
 		return 0;
 	memcpy(copy, data, size);
-	if (!qkd_json_parse(copy, size, &j))
+	if (!qkd_json_parse(copy, size, &j)) {
+		struct qkd_buf c = { 0 };
+
 		walk(j, 0);
+		if (qkd_json_to_cbor(copy, size, &c) ||
+		    cbor_item((const uint8_t *)c.s, c.len, 0, 0) != (long)c.len)
+			abort();
+		qkd_buf_free(&c);
+	}
 	free(copy);
 
 	/* Round trip of a string through the writer (ASCII without NUL, short). */

@@ -796,7 +796,18 @@ TEST_F_TIMEOUT(qpm, bad_input_is_refused, 60)
 	EXPECT_EQ(415, code_of(self->port, COAP_REQUEST_POST, "pipelines", "{}", 2, QKD_CF_JSON,
 			       QKD_CF_NONE, NULL, 0));
 	EXPECT_EQ(406, code_of(self->port, COAP_REQUEST_GET, "pipelines", NULL, 0, QKD_CF_NONE,
-			       QKD_CF_CBOR, NULL, 0));
+			       QKD_CF_XML, NULL, 0));
+	{
+		struct qkd_coap_reply r;
+
+		/* The same list as CBOR: an array (major type 4) on request. */
+		ASSERT_EQ(0, qkd_coap_request("127.0.0.1", self->port, COAP_REQUEST_GET, "pipelines",
+					      NULL, 0, QKD_CF_NONE, QKD_CF_CBOR, 2000, NULL, &r));
+		EXPECT_EQ(205, r.code);
+		EXPECT_EQ(QKD_CF_CBOR, (int)r.content_format);
+		EXPECT_EQ(4, r.len ? (uint8_t)r.body[0] >> 5 : -1);
+		qkd_coap_reply_free(&r);
+	}
 	EXPECT_EQ(404, code_of(self->port, COAP_REQUEST_GET, "pipelines/nonesuch", NULL, 0,
 			       QKD_CF_NONE, QKD_CF_NONE, msg, sizeof(msg)));
 	EXPECT_NE(NULL, strstr(msg, "no pipeline named nonesuch"));

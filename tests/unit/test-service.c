@@ -46,6 +46,88 @@ static void on_term(int sig)
 	got_term = 1;
 }
 
+/*
+ * A small strict CBOR reader for the checks: skips one item, -1 if the bytes
+ * are not one well-formed item within len.
+ */
+static long cbor_item(const uint8_t *p, size_t len, size_t off, int depth)
+{
+	unsigned major, ai;
+	uint64_t arg = 0;
+	size_t n;
+
+	if (off >= len || depth > 40)
+		return -1;
+	major = p[off] >> 5;
+	ai = p[off] & 31;
+	off++;
+	if (ai < 24) {
+		arg = ai;
+	} else if (ai <= 27) {
+		n = (size_t)1 << (ai - 24);
+		if (off + n > len)
+			return -1;
+		for (size_t i = 0; i < n; i++)
+			arg = arg << 8 | p[off + i];
+		off += n;
+	} else {
+		return -1;
+	}
+	switch (major) {
+	case 0: case 1: case 7:
+		return (long)off;
+	case 2: case 3:
+		return off + arg <= len ? (long)(off + arg) : -1;
+	case 4: case 5:
+		for (uint64_t i = 0; i < arg * (major == 5 ? 2 : 1); i++) {
+			long e = cbor_item(p, len, off, depth + 1);
+
+			if (e < 0)
+				return -1;
+			off = (size_t)e;
+		}
+		return (long)off;
+	default:
+		return -1;
+	}
+}
+
+/* Unsigned value of key in a top-level CBOR map; -1 if absent or malformed. */
+static long cbor_map_uint(const uint8_t *p, size_t len, const char *key)
+{
+	size_t off = 1, kl = strlen(key);
+	uint64_t n;
+
+	if (cbor_item(p, len, 0, 0) != (long)len || (p[0] >> 5) != 5)
+		return -1;
+	n = p[0] & 31;
+	if (n == 24) {
+		n = p[1];
+		off = 2;
+	}
+	for (uint64_t i = 0; i < n; i++) {
+		long v = cbor_item(p, len, off, 0);
+		bool hit = (p[off] >> 5) == 3 && (p[off] & 31) == kl &&
+			   !memcmp(p + off + 1, key, kl);
+
+		off = (size_t)v;
+		if (hit) {
+			unsigned ai = p[off] & 31;
+			uint64_t a = 0;
+
+			if (p[off] >> 5 != 0)
+				return -1;
+			if (ai < 24)
+				return ai;
+			for (unsigned k = 0; k < (1u << (ai - 24)); k++)
+				a = a << 8 | p[off + 1 + k];
+			return (long)a;
+		}
+		off = (size_t)cbor_item(p, len, off, 0);
+	}
+	return -1;
+}
+
 FIXTURE(svc) {
 	struct qkd_module m;
 	char port[16];
@@ -127,8 +209,15 @@ TEST_F(svc, state_and_stats)
 	EXPECT_STREQ("running", r.body);
 	qkd_coap_reply_free(&r);
 
-	/* Only JSON / text are produced. */
+	/* Content-format negotiation: CBOR on request, the same numbers in it. */
 	ASSERT_EQ(0, req(self->port, COAP_REQUEST_GET, "stats", NULL, QKD_CF_NONE, QKD_CF_CBOR, &r));
+	EXPECT_EQ(205, r.code);
+	EXPECT_EQ(QKD_CF_CBOR, (int)r.content_format);
+	EXPECT_EQ(12, cbor_map_uint((const uint8_t *)r.body, r.len, "frames_out"));
+	EXPECT_EQ(10, cbor_map_uint((const uint8_t *)r.body, r.len, "keys"));
+	qkd_coap_reply_free(&r);
+	/* Neither JSON, CBOR nor text: 4.06. */
+	ASSERT_EQ(0, req(self->port, COAP_REQUEST_GET, "stats", NULL, QKD_CF_NONE, QKD_CF_XML, &r));
 	EXPECT_EQ(406, r.code);
 	qkd_coap_reply_free(&r);
 }

@@ -387,3 +387,155 @@ uint64_t qkd_etag(const void *data, size_t len)
 		h = (h ^ p[i]) * 0x100000001b3ull;
 	return h;
 }
+
+/* ---- CBOR (RFC 8949) rendering of a JSON document ---- */
+
+static void cbor_head(struct qkd_buf *b, unsigned major, uint64_t v)
+{
+	uint8_t h[9];
+	size_t n;
+
+	if (v < 24) {
+		h[0] = (uint8_t)(major << 5 | v);
+		n = 1;
+	} else if (v <= 0xff) {
+		h[0] = (uint8_t)(major << 5 | 24);
+		h[1] = (uint8_t)v;
+		n = 2;
+	} else if (v <= 0xffff) {
+		h[0] = (uint8_t)(major << 5 | 25);
+		h[1] = (uint8_t)(v >> 8);
+		h[2] = (uint8_t)v;
+		n = 3;
+	} else if (v <= 0xffffffffu) {
+		h[0] = (uint8_t)(major << 5 | 26);
+		for (int i = 0; i < 4; i++)
+			h[1 + i] = (uint8_t)(v >> (24 - 8 * i));
+		n = 5;
+	} else {
+		h[0] = (uint8_t)(major << 5 | 27);
+		for (int i = 0; i < 8; i++)
+			h[1 + i] = (uint8_t)(v >> (56 - 8 * i));
+		n = 9;
+	}
+	qkd_buf_put(b, (const char *)h, n);
+}
+
+static void cbor_text(struct qkd_buf *b, const char *p, const char *end)
+{
+	char tmp[1024];
+
+	/* Control-plane strings are short; longer ones are cut like qkd_json_str does. */
+	unescape(p, end, tmp, sizeof(tmp));
+	cbor_head(b, 3, strlen(tmp));
+	qkd_buf_put(b, tmp, strlen(tmp));
+}
+
+static const char *to_cbor(const char *p, const char *end, struct qkd_buf *b, int depth)
+{
+	const char *e;
+
+	if (depth > JSON_MAX_DEPTH)
+		return NULL;
+	p = skip_ws(p, end);
+	if (p >= end)
+		return NULL;
+	e = skip_value(p, end, depth);
+	if (!e)
+		return NULL;
+	switch (*p) {
+	case '"':
+		cbor_text(b, p, e);
+		return e;
+	case '{':
+	case '[': {
+		bool obj = *p == '{';
+		char close = obj ? '}' : ']';
+		const char *q = skip_ws(p + 1, end);
+		uint64_t n = 0;
+
+		/* Count first: CBOR heads carry the length. */
+		for (const char *c = q; c < e - 1;) {
+			if (obj) {
+				c = skip_ws(skip_string(c, end), end) + 1;
+			}
+			c = skip_ws(skip_value(c, end, depth + 1), end);
+			n++;
+			if (*c == ',')
+				c = skip_ws(c + 1, end);
+			else
+				break;
+		}
+		cbor_head(b, obj ? 5 : 4, n);
+		while (q < e && *q != close) {
+			if (obj) {
+				const char *ke = skip_string(q, end);
+
+				cbor_text(b, q, ke);
+				q = skip_ws(ke, end) + 1;
+			}
+			q = to_cbor(q, end, b, depth + 1);
+			if (!q)
+				return NULL;
+			q = skip_ws(q, end);
+			if (*q == ',')
+				q = skip_ws(q + 1, end);
+		}
+		return e;
+	}
+	case 't':
+		qkd_buf_put(b, "\xf5", 1);
+		return e;
+	case 'f':
+		qkd_buf_put(b, "\xf4", 1);
+		return e;
+	case 'n':
+		qkd_buf_put(b, "\xf6", 1);
+		return e;
+	default: {
+		char buf[64], *tmp = buf;
+		double v;
+		size_t l = (size_t)(e - p);
+
+		/* The text is not NUL-terminated: convert from a terminated copy. */
+		if (l >= sizeof(buf) && !(tmp = malloc(l + 1))) {
+			b->oom = true;
+			return NULL;
+		}
+		memcpy(tmp, p, l);
+		tmp[l] = '\0';
+		v = strtod(tmp, NULL);
+		if (!strpbrk(tmp, ".eE") && fabs(v) < 9.2e18) {
+			long long i = strtoll(tmp, NULL, 10);
+
+			if (i >= 0)
+				cbor_head(b, 0, (uint64_t)i);
+			else
+				cbor_head(b, 1, (uint64_t)(-(i + 1)));
+		} else {
+			uint8_t f[9];
+			uint64_t bits;
+
+			memcpy(&bits, &v, sizeof(bits));
+			f[0] = 0xfb;
+			for (int k = 0; k < 8; k++)
+				f[1 + k] = (uint8_t)(bits >> (56 - 8 * k));
+			qkd_buf_put(b, (const char *)f, 9);
+		}
+		if (tmp != buf)
+			free(tmp);
+		return e;
+	}
+	}
+}
+
+int qkd_json_to_cbor(const char *json, size_t len, struct qkd_buf *out)
+{
+	struct qkd_json j;
+
+	if (qkd_json_parse(json, len, &j))
+		return -EINVAL;
+	if (!to_cbor(j.p, j.p + j.n, out, 0) || out->oom)
+		return out->oom ? -ENOMEM : -EINVAL;
+	return 0;
+}

@@ -126,6 +126,8 @@ static const char *state_name(enum qkd_module_state st)
 
 /* ---- responses ---- */
 
+static unsigned req_accept(const coap_pdu_t *req);
+
 static void release_copy(coap_session_t *sess, void *p)
 {
 	free(p);
@@ -135,21 +137,35 @@ static void reply(coap_resource_t *r, coap_session_t *sess, const coap_pdu_t *re
 		  coap_pdu_t *resp, const coap_string_t *query, coap_pdu_code_t code,
 		  uint16_t cf, const char *body, size_t len)
 {
+	struct qkd_buf cbor = { 0 };
 	uint8_t *copy;
 
 	coap_pdu_set_code(resp, code);
 	if (!body)
 		return;
+	/* Content-format negotiation: the same document as CBOR on request. */
+	if (cf == QKD_CF_JSON && req_accept(req) == QKD_CF_CBOR) {
+		if (qkd_json_to_cbor(body, len, &cbor)) {
+			qkd_buf_free(&cbor);
+			coap_pdu_set_code(resp, COAP_RESPONSE_CODE_INTERNAL_ERROR);
+			return;
+		}
+		body = cbor.s;
+		len = cbor.len;
+		cf = QKD_CF_CBOR;
+	}
 	/*
 	 * Bodies larger than one datagram go block-wise (Block2): libcoap keeps
 	 * the data for the later blocks, so it gets its own copy to release.
 	 */
 	copy = malloc(len ? len : 1);
 	if (!copy) {
+		qkd_buf_free(&cbor);
 		coap_pdu_set_code(resp, COAP_RESPONSE_CODE_INTERNAL_ERROR);
 		return;
 	}
 	memcpy(copy, body, len);
+	qkd_buf_free(&cbor);
 	coap_add_data_large_response(r, sess, req, resp, query, cf, -1, qkd_etag(copy, len), len,
 				     copy, release_copy, copy);
 }
@@ -188,18 +204,19 @@ static unsigned req_format(const coap_pdu_t *req)
 }
 
 /*
- * Accept must name something we produce: JSON by default, text/plain where a
- * resource offers it. Anything else is 4.06 Not Acceptable.
+ * Accept must name something we produce: JSON by default, CBOR on request,
+ * text/plain where a resource offers it. Anything else is 4.06 Not Acceptable.
  */
 static bool accept_ok(const coap_pdu_t *req, coap_pdu_t *resp, bool text_ok)
 {
 	unsigned a = req_accept(req);
 
-	if (a == QKD_CF_NONE || a == QKD_CF_JSON || (text_ok && a == QKD_CF_TEXT))
+	if (a == QKD_CF_NONE || a == QKD_CF_JSON || a == QKD_CF_CBOR ||
+	    (text_ok && a == QKD_CF_TEXT))
 		return true;
 	reply_error(resp, COAP_RESPONSE_CODE_NOT_ACCEPTABLE,
-		    text_ok ? "only application/json (50) or text/plain (0)"
-			    : "only application/json (50)");
+		    text_ok ? "only application/json (50), application/cbor (60) or text/plain (0)"
+			    : "only application/json (50) or application/cbor (60)");
 	return false;
 }
 

@@ -51,6 +51,11 @@ int qkd_json_parse(const char *text, size_t len, struct qkd_json *out);
 bool qkd_json_member(struct qkd_json v, const char *key, struct qkd_json *out);
 /* Element i of an array. */
 bool qkd_json_index(struct qkd_json v, size_t i, struct qkd_json *out);
+/*
+ * The same document as CBOR (RFC 8949): objects become maps, integers major
+ * types 0/1, other numbers float64, strings text strings. Appends to out.
+ */
+int qkd_json_to_cbor(const char *json, size_t len, struct qkd_buf *out);
 /* Value as string (unescaped, truncated to outlen-1); false if not a string. */
 bool qkd_json_str(struct qkd_json v, char *out, size_t outlen);
 /* Value as number; false if not a number. */
