@@ -45,7 +45,8 @@
 QKD_BIN=${QKD_BIN:-build/bin}
 QKD_STAGES=${QKD_STAGES:-sift estimate cascade confirm pa auth}
 QKD_HOST=${QKD_HOST:-127.0.0.1}
-QKD_PORT=${QKD_PORT:-$((20000 + RANDOM % 20000))}
+# below the ephemeral ports (32768-60999) so a listen never meets a connection
+QKD_PORT=${QKD_PORT:-$((20000 + RANDOM % 12000))}
 QKD_SIM_ARGS=${QKD_SIM_ARGS:-}
 QKD_COMMON=${QKD_COMMON:---log-level warning}
 QKD_TAPS=${QKD_TAPS:-}
@@ -205,8 +206,15 @@ qkd_frame_fields() {
 	done
 }
 
-# qkd_key_digests FILE: "key_id state bits digest" per frame; the digest is the
-# SHA-256 of the frame's payload (the key), "-" for a frame without one.
+# qkd_abort_name N: the name of abort reason N (enum qkd_abort_reason).
+qkd_abort_name() {
+	local names=(none qber auth ec confirm too-short peer)
+	echo "${names[$1]:-reason-$1}"
+}
+
+# qkd_key_digests FILE: "key_id state bits digest abort" per frame; the digest
+# is the SHA-256 of the frame's payload (the key), "-" for a frame without one;
+# abort is the abort reason's name (none unless the frame is ABORTED).
 qkd_key_digests() {
 	local file=$1 off k st bits q disc ab plen d
 	qkd_frame_fields "$file" | while read -r off k st bits q disc ab plen; do
@@ -216,6 +224,6 @@ qkd_key_digests() {
 		else
 			d=-
 		fi
-		echo "$k $st $bits $d"
+		echo "$k $st $bits $d $(qkd_abort_name "$ab")"
 	done
 }
