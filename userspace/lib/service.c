@@ -32,6 +32,7 @@
 #define SVC_NOTIFY_IDLE_MS 1000	/* rates drift with time: notify at least this often */
 #define SVC_REGISTER_RETRY_MS 1000
 #define SVC_HEARTBEAT_MS 5000	/* re-registration doubles as heartbeat */
+#define SVC_REFUSED_RETRY_MS 10000 /* after a refusal (say, a QPM that did not start us) */
 #define SVC_MAX_PARAM_TEXT 1024
 
 struct qkd_service {
@@ -47,7 +48,7 @@ struct qkd_service {
 	bool have_qpm;
 	char qpm_host[256], qpm_port[16];
 	coap_session_t *qpm_sess;
-	bool registered, reg_pending;
+	bool registered, reg_pending, refused;
 	uint64_t reg_sent_ms, reg_ok_ms;
 	/* observation bookkeeping */
 	uint64_t last_notify_ms;
@@ -693,15 +694,19 @@ static coap_response_t on_response(coap_session_t *sess, const coap_pdu_t *sent,
 			svc_log(s->m, QKD_LOG_INFO, "registered with QPM %s:%s (service port %u)",
 				s->qpm_host, s->qpm_port, s->port);
 		s->registered = true;
+		s->refused = false;
 		s->reg_ok_ms = now_ms();
 	} else {
 		const uint8_t *d = NULL;
 		size_t l = 0;
 
 		coap_get_data(recv, &l, &d);
-		svc_log(s->m, QKD_LOG_WARN, "QPM refused registration: %d.%02d %.*s",
-			COAP_RESPONSE_CLASS(code), code & 0x1f, (int)(l > 200 ? 200 : l),
-			d ? (const char *)d : "");
+		/* Said once; the retries that follow are slow and quiet. */
+		if (!s->refused)
+			svc_log(s->m, QKD_LOG_WARN, "QPM refused registration: %d.%02d %.*s",
+				COAP_RESPONSE_CLASS(code), code & 0x1f, (int)(l > 200 ? 200 : l),
+				d ? (const char *)d : "");
+		s->refused = true;
 		s->registered = false;
 	}
 	return COAP_RESPONSE_OK;
@@ -840,7 +845,8 @@ static void *service_thread(void *arg)
 			s->last_notify_ms = t;
 		}
 		if (s->have_qpm && !s->reg_pending &&
-		    ((!s->registered && t - s->reg_sent_ms >= SVC_REGISTER_RETRY_MS) ||
+		    ((!s->registered && t - s->reg_sent_ms >= (s->refused ? SVC_REFUSED_RETRY_MS
+									: SVC_REGISTER_RETRY_MS)) ||
 		     (s->registered && t - s->reg_ok_ms >= SVC_HEARTBEAT_MS)))
 			send_registration(s);
 		else if (s->reg_pending && t - s->reg_sent_ms > 3000)
