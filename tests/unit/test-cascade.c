@@ -503,6 +503,60 @@ TEST(malformed_segments_are_refused)
 	cascade_session_free(s);
 }
 
+/*
+ * A forged answer of the right length (parity bits flipped in transit, had
+ * the channel not been authenticated) must end the frame, corrected or
+ * aborted, within the round limit: never a search that flips the same bits
+ * back and forth without asking anything.
+ */
+TEST(forged_parities_end_the_frame)
+{
+	uint64_t *ka = malloc(20000 / 8 + 8), *kb = malloc(20000 / 8 + 8);
+	unsigned aborted = 0, runs = 0;
+
+	for (unsigned at = 0; at < 12; at++) {
+		for (unsigned bit = 0; bit < 8; bit++, runs++) {
+			struct cascade_session *s = session(at * 8 + bit);
+			struct cascade_config cfg = { .schedule = CASCADE_TUNED, .max_rounds = 3000 };
+			struct cascade_bob *b;
+			struct cascade_alice *a;
+			struct cascade_result r;
+			static uint8_t buf[1 << 16];
+			int rb = 1;
+
+			rng_state = 1000 + at;
+			make_keys(ka, kb, 20000, 0.04);
+			b = cascade_bob_new(s, &cfg, (uint8_t *)kb, 20000, 0.04);
+			a = cascade_alice_new(s, (uint8_t *)ka, 20000);
+			for (unsigned round = 0; rb == 1; round++) {
+				const uint8_t *req, *ans;
+				size_t rl, al;
+
+				rb = cascade_bob_request(b, &req, &rl);
+				if (rb != 1)
+					break;
+				ASSERT_EQ(1, cascade_alice_handle(a, req, rl, &ans, &al));
+				ASSERT_LE(al, sizeof(buf));
+				memcpy(buf, ans, al);
+				/* flip one parity bit of the answer to round 'at' */
+				if (round == at && al > 1)
+					buf[1 + (bit * 7) % (al - 1)] ^= (uint8_t)(1u << bit);
+				ASSERT_EQ(0, cascade_bob_reply(b, buf, al));
+			}
+			cascade_bob_result(b, &r);
+			ASSERT_TRUE(r.done);
+			ASSERT_LE(r.rounds, 3000u);
+			aborted += !r.ok;
+			cascade_bob_free(b);
+			cascade_alice_free(a);
+			cascade_session_free(s);
+		}
+	}
+	TH_LOG("%u of %u frames with a forged parity aborted by Bob", aborted, runs);
+	free(ka);
+	free(kb);
+}
+
 TEST(random_garbage_never_crashes)
 {
 	static uint8_t buf[512];

@@ -55,6 +55,13 @@ struct cascade_bob {
 	struct cascade_perm_set *ps;
 	struct cascade_config cfg;
 	uint64_t *key;
+	/*
+	 * Bits Bob has flipped. With honest answers a search only ends on a
+	 * real error, and a corrected bit is never an error again: reaching it
+	 * twice proves a forged or corrupted parity (the frame is aborted
+	 * rather than flipping the same bits back and forth for ever).
+	 */
+	uint64_t *fixed;
 	uint64_t n, nw;
 	unsigned passes, active; /* passes 0..active are activated */
 	uint32_t k[CASCADE_MAX_PASSES];
@@ -251,8 +258,9 @@ struct cascade_bob *cascade_bob_new(struct cascade_session *s, const struct casc
 	b->nw = cascade_words(n);
 	b->passes = (unsigned)passes;
 	b->copy[0] = b->key;
+	b->fixed = zalloc_words(b->nw);
 	b->ps = cascade_perm_get(s, n);
-	if (!b->ps)
+	if (!b->ps || !b->fixed)
 		goto nomem;
 	for (unsigned p = 0; p < b->passes; p++) {
 		b->nb[p] = (n + b->k[p] - 1) / b->k[p];
@@ -301,6 +309,7 @@ void cascade_bob_free(struct cascade_bob *b)
 		wipe_free(b->tree[p], (b->nb[p] * b->stride[p] + 31) / 32 * 8);
 	}
 	wipe_free(b->htab, b->hcap * 8);
+	wipe_free(b->fixed, b->nw * 8);
 	free(b->reqs);
 	wipe_free(b->out, b->out_cap);
 	if (b->ps)
@@ -500,6 +509,9 @@ static int descend(struct cascade_bob *b, unsigned p, uint64_t blk)
 		pos = cascade_mask_select(b->mp[p], b->n, (unsigned)blk, s - base);
 	else
 		pos = p ? b->fwd[p][s] : s;
+	if (cascade_bit(b->fixed, pos))
+		return -EBADMSG;
+	cascade_flip(b->fixed, pos);
 	return flip(b, pos);
 }
 
