@@ -283,7 +283,7 @@ FIXTURE_TEARDOWN(pipe)
 	env_free(&self->e);
 }
 
-TEST_F(pipe, sifting_matches_ground_truth)
+TEST_F_TIMEOUT(pipe, sifting_matches_ground_truth, 180)
 {
 	const uint64_t seed = 99, slots = 300000;
 	char a[CMD], b[CMD];
@@ -390,7 +390,7 @@ static int read_int(const struct env *e, const char *name)
 	return v;
 }
 
-TEST_F(pipe, estimate_within_hoeffding_bound)
+TEST_F_TIMEOUT(pipe, estimate_within_hoeffding_bound, 180)
 {
 	char a[CMD], b[CMD];
 	struct qkd_frame *fa[MAX_FRAMES], *fb[MAX_FRAMES];
@@ -428,7 +428,7 @@ TEST_F(pipe, estimate_within_hoeffding_bound)
 	free_frames(fb, nb);
 }
 
-TEST_F(pipe, frames_above_threshold_are_aborted)
+TEST_F_TIMEOUT(pipe, frames_above_threshold_are_aborted, 180)
 {
 	char a[CMD], b[CMD];
 	struct qkd_frame *fa[MAX_FRAMES], *fb[MAX_FRAMES];
@@ -489,6 +489,27 @@ static void signal_pidfile(struct __test_metadata *_metadata, const struct env *
 	ASSERT_EQ(0, r) TH_LOG("%s: process %d is gone", name, pid);
 }
 
+/* Wait (up to 30 s) until a log contains needle. */
+static int wait_log(const struct env *e, const char *name, const char *needle)
+{
+	char path[256], line[1024];
+
+	snprintf(path, sizeof(path), "%s/%s", e->dir, name);
+	for (int i = 0; i < 3000; i++) {
+		FILE *f = fopen(path, "r");
+		bool found = false;
+
+		while (f && !found && fgets(line, sizeof(line), f))
+			found = strstr(line, needle) != NULL;
+		if (f)
+			fclose(f);
+		if (found)
+			return 0;
+		usleep(10000);
+	}
+	return -1;
+}
+
 /* Wait (up to 30 s) until both outputs hold at least min_bytes: frames are flowing. */
 static int wait_flowing(const struct env *e, off_t min_bytes)
 {
@@ -506,7 +527,7 @@ static int wait_flowing(const struct env *e, off_t min_bytes)
 	return -1;
 }
 
-TEST_F(pipe, sigterm_to_sources_loses_no_frame)
+TEST_F_TIMEOUT(pipe, sigterm_to_sources_loses_no_frame, 180)
 {
 	char a[CMD], b[CMD];
 	struct qkd_frame *fa[MAX_FRAMES], *fb[MAX_FRAMES];
@@ -561,7 +582,7 @@ TEST_F(pipe, sigterm_to_sources_loses_no_frame)
 	free_frames(fb, nb);
 }
 
-TEST_F(pipe, sigterm_to_middle_stage_loses_no_accepted_frame)
+TEST_F_TIMEOUT(pipe, sigterm_to_middle_stage_loses_no_accepted_frame, 180)
 {
 	char a[CMD], b[CMD];
 	struct qkd_frame *fa[MAX_FRAMES], *fb[MAX_FRAMES];
@@ -599,7 +620,7 @@ TEST_F(pipe, sigterm_to_middle_stage_loses_no_accepted_frame)
 	free_frames(fb, nb);
 }
 
-TEST_F(pipe, parallel_instances_restore_order)
+TEST_F_TIMEOUT(pipe, parallel_instances_restore_order, 180)
 {
 	char a[CMD], b[CMD];
 	struct qkd_frame *fa[MAX_FRAMES], *fb[MAX_FRAMES];
@@ -741,7 +762,7 @@ static void relay(int listen_port, int bob_port, const struct flip *rules, int n
 	}
 }
 
-TEST_F(pipe, flipped_bit_in_peer_message_yields_no_key)
+TEST_F_TIMEOUT(pipe, flipped_bit_in_peer_message_yields_no_key, 180)
 {
 	/*
 	 * One bit of Bob's detection announcement of key 2 (in the last byte:
@@ -814,7 +835,7 @@ TEST_F(pipe, flipped_bit_in_peer_message_yields_no_key)
 	free_frames(fb, nb);
 }
 
-TEST_F(pipe, flipped_bit_in_estimate_messages_yields_no_key)
+TEST_F_TIMEOUT(pipe, flipped_bit_in_estimate_messages_yields_no_key, 180)
 {
 	/* Alice's sample of key 3 (last byte: her sample bits), Bob's bits of key 4. */
 	static const struct flip rules[] = {
@@ -890,7 +911,7 @@ static int filter_frames(const struct env *e, const char *src, const char *dst,
  * are sifted as usual; each side's extra frames end aborted (reason peer),
  * whichever side has them and wherever they are, including at the end.
  */
-TEST_F(pipe, frames_missing_on_one_side_are_aborted_not_mismatched)
+TEST_F_TIMEOUT(pipe, frames_missing_on_one_side_are_aborted_not_mismatched, 180)
 {
 	static const uint64_t keep_a[] = { 0, 1, 2, 3, 4, 5, 7 };
 	static const uint64_t keep_b[] = { 0, 2, 3, 5, 6, 7, 8, 9 };
@@ -959,7 +980,7 @@ TEST_F(pipe, frames_missing_on_one_side_are_aborted_not_mismatched)
  * other side's source takes: gaps between frames (here 0.5 s) longer than the
  * peer stall limit (0.3 s) are not a stall.
  */
-TEST_F(pipe, slow_source_is_not_a_stalled_peer)
+TEST_F_TIMEOUT(pipe, slow_source_is_not_a_stalled_peer, 180)
 {
 	char a[CMD], b[CMD];
 	struct qkd_frame *fa[MAX_FRAMES], *fb[MAX_FRAMES];
@@ -984,7 +1005,54 @@ TEST_F(pipe, slow_source_is_not_a_stalled_peer)
 	free_frames(fb, nb);
 }
 
-TEST_F(pipe, deferred_authentication_folds_both_stages)
+/* ... and a stop request ends that wait at once, aborting nothing already done. */
+TEST_F_TIMEOUT(pipe, sigterm_while_waiting_for_a_slow_peer, 180)
+{
+	char a[CMD], b[CMD];
+	struct qkd_frame *fa[MAX_FRAMES], *fb[MAX_FRAMES];
+	struct timespec t0, t1;
+	int na, nb;
+	pid_t pa, pb;
+
+	snprintf(b, CMD, "%s/qkd-sim --role bob --seed 4 --frames 3 --slots 50000 --rate 0.25 "
+		 "2>sim-b.log | %s/qkd-sift --role bob --listen 127.0.0.1:%d --keypool b.pool "
+		 "> b.out 2>b.log", self->e.bin, self->e.bin, self->e.port);
+	snprintf(a, CMD, "%s/qkd-sim --role alice --seed 4 --frames 3 --slots 50000 "
+		 "2>sim-a.log | { exec 3<&0; %s/qkd-sift --role alice --peer 127.0.0.1:%d "
+		 "--keypool a.pool --log-level debug <&3 > a.out 2>a.log & echo $! > sift-a.pid; wait $!; "
+		 "echo $? > sift-a.status; }", self->e.bin, self->e.bin, self->e.port);
+	pb = spawn(&self->e, b);
+	pa = spawn(&self->e, a);
+	/* Frame 0 sifted (outputs are batched: watch the log); Bob's next is 4 s away. */
+	ASSERT_EQ(0, wait_log(&self->e, "a.log", "key 0: "));
+	usleep(300000);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	signal_pidfile(_metadata, &self->e, "sift-a.pid");
+	ASSERT_EQ(0, wait_for(pa, 30));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ASSERT_EQ(0, read_int(&self->e, "sift-a.status"));
+	/* Well before Bob's next frame (the stop check runs every 100 ms). */
+	ASSERT_LT((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000, 2500);
+	ASSERT_EQ(0, wait_for(pb, 30));
+	na = read_frames(&self->e, "a.out", fa, MAX_FRAMES);
+	nb = read_frames(&self->e, "b.out", fb, MAX_FRAMES);
+	/* Alice: frame 0 sifted, frame 1 (read, never started by Bob) aborted. */
+	ASSERT_EQ(2, na);
+	ASSERT_EQ(QKD_STATE_SIFTED, fa[0]->state);
+	ASSERT_EQ(QKD_STATE_ABORTED, fa[1]->state);
+	ASSERT_EQ(QKD_ABORT_PEER, fa[1]->abort_reason);
+	/* Bob: frame 0 sifted, the rest aborted since Alice has ended. */
+	ASSERT_EQ(3, nb);
+	ASSERT_EQ(QKD_STATE_SIFTED, fb[0]->state);
+	for (int i = 1; i < 3; i++) {
+		ASSERT_EQ(QKD_STATE_ABORTED, fb[i]->state);
+		ASSERT_EQ(QKD_ABORT_PEER, fb[i]->abort_reason);
+	}
+	free_frames(fa, na);
+	free_frames(fb, nb);
+}
+
+TEST_F_TIMEOUT(pipe, deferred_authentication_folds_both_stages, 180)
 {
 	char a[CMD], b[CMD];
 	struct qkd_frame *fa[MAX_FRAMES], *fb[MAX_FRAMES];

@@ -56,6 +56,7 @@ static int wait_for_peer(struct qkd_module *m)
 	uint8_t *b = NULL;
 	size_t cap = 0;
 	long nap_ms = 2;
+	bool flushed = false;
 	int ret = 1;
 
 	for (;;) {
@@ -83,6 +84,11 @@ static int wait_for_peer(struct qkd_module *m)
 		if (qkd_module_stopping(m)) {
 			ret = 0;
 			break;
+		}
+		if (!flushed) {
+			/* A long wait may follow: hand on what we have written. */
+			qkd_module_flush(m);
+			flushed = true;
 		}
 		if (got > 0) {
 			/*

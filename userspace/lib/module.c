@@ -629,6 +629,24 @@ int qkd_module_abort_frame(struct qkd_module *m, struct qkd_frame *f, enum qkd_a
 	return qkd_module_write(m, f);
 }
 
+int qkd_module_flush(struct qkd_module *m)
+{
+	int ret = 0;
+
+	for (unsigned i = 0; i < m->n_out; i++) {
+		int r = qkd_stream_flush(m->out[i]);
+
+		if (r < 0 && !ret) {
+			const char *why = qkd_stream_error(m->out[i]);
+
+			qkd_log(m, QKD_LOG_ERR, "output %u: %s", i, why && *why ? why : strerror(-r));
+			((struct qkd_module_priv *)m->priv)->failed = true;
+			ret = r;
+		}
+	}
+	return ret;
+}
+
 void qkd_module_count_disclosed(struct qkd_module *m, uint64_t bits)
 {
 	pthread_mutex_lock(&m->lock);

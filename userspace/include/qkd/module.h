@@ -136,6 +136,14 @@ int qkd_module_write(struct qkd_module *m, const struct qkd_frame *f);
  * write it to the output. Do not write it again. Returns as qkd_module_write.
  */
 int qkd_module_abort_frame(struct qkd_module *m, struct qkd_frame *f, enum qkd_abort_reason why);
+/*
+ * Push every frame written so far down the output streams and wait until it
+ * is written. Writes are batched; a module about to wait for something other
+ * than its input (a clock, the peer) calls this so its downstream is not kept
+ * waiting. The runtime does it itself before waiting for the peer's next
+ * exchange. 0 or -errno (already logged).
+ */
+int qkd_module_flush(struct qkd_module *m);
 /* Add bits this stage disclosed on the peer channel for statistics. */
 void qkd_module_count_disclosed(struct qkd_module *m, uint64_t bits);
 /* true once SIGTERM/SIGINT arrived or the QPM asked to terminate. */

@@ -149,6 +149,21 @@ static void sleep_until(struct qkd_module *m, uint64_t deadline_ns)
 	}
 }
 
+static int flush_all(struct qkd_module *m, struct side *a, struct side *b)
+{
+	int r = qkd_module_flush(m);
+
+	if (a->s && qkd_stream_flush(a->s) < 0) {
+		qkd_log(m, QKD_LOG_ERR, "alice output: %s", qkd_stream_error(a->s));
+		r = -1;
+	}
+	if (b->s && qkd_stream_flush(b->s) < 0) {
+		qkd_log(m, QKD_LOG_ERR, "bob output: %s", qkd_stream_error(b->s));
+		r = -1;
+	}
+	return r;
+}
+
 static uint64_t mono_ns(void)
 {
 	struct timespec now;
@@ -224,6 +239,7 @@ int main(int argc, char **argv)
 		double rate;
 
 		if (m.state == QKD_MOD_PAUSED) {
+			flush_all(&m, &alice, &bob);
 			while (m.state == QKD_MOD_PAUSED && !qkd_module_stopping(&m))
 				sleep_until(&m, mono_ns() + 20000000);
 			/* The rate counts from the resume, not across the pause. */
@@ -286,7 +302,12 @@ int main(int argc, char **argv)
 			" multi-clicks", k, t.detected, t.multi);
 		next_key_id = k + 1;
 		produced++;
-		if (rate > 0) {
+		if (rate > 0 && next_key_id < end) {
+			/* Frames are batched: deliver this one before waiting. */
+			if (flush_all(&m, &alice, &bob)) {
+				ret = -1;
+				break;
+			}
 			deadline += (uint64_t)(1e9 / rate);
 			sleep_until(&m, deadline);
 		}
