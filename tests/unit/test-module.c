@@ -169,6 +169,12 @@ TEST(usage_errors_are_clear)
 		{ { "--in", "x" }, "unknown option '--in'" },		/* no input */
 		{ { "--version=2" }, "takes no value" },
 	};
+	static const struct bad_case stream_cases[] = {
+		{ { "--in", "-", "--in", "-" }, "--in - given twice" },
+		{ { "--out", "fd:1", "--out", "fd:1" }, "--out fd:1 given twice" },
+		{ { "--in", "fd:999" }, "cannot open input 'fd:999': descriptor is not open" },
+		{ { "--in", "/nonexistent/in" }, "cannot open input '/nonexistent/in'" },
+	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct qkd_module m;
@@ -183,6 +189,19 @@ TEST(usage_errors_are_clear)
 		EXPECT_NE(NULL, strstr(err, cases[i].msg))
 			TH_LOG("case %zu: want '%s' in '%s'", i, cases[i].msg, err);
 		EXPECT_NE(NULL, strstr(err, "qkd-unit"));
+	}
+	for (size_t i = 0; i < sizeof(stream_cases) / sizeof(stream_cases[0]); i++) {
+		struct qkd_module m;
+		char *argv[8] = { "qkd-unit" }, err[4096];
+		int argc = 1;
+
+		for (int j = 0; stream_cases[i].argv[j]; j++)
+			argv[argc++] = stream_cases[i].argv[j];
+		argv[argc] = NULL;
+		ASSERT_EQ(-1, init_capture(&m, &streams, err, sizeof(err), argc, argv))
+			TH_LOG("stream case %zu accepted", i);
+		EXPECT_NE(NULL, strstr(err, stream_cases[i].msg))
+			TH_LOG("stream case %zu: want '%s' in '%s'", i, stream_cases[i].msg, err);
 	}
 }
 

@@ -223,11 +223,27 @@ static int load_state(struct qkd_module *m)
 	return 0;
 }
 
+/* The same descriptor twice would be read (or closed) by two streams. */
+static int duplicate_spec(struct qkd_module *m, char **list, unsigned n, const char *what)
+{
+	for (unsigned i = 0; i < n; i++)
+		for (unsigned j = i + 1; j < n; j++)
+			if (!strcmp(list[i], list[j]) && (!strcmp(list[i], "-") ||
+							   !strncmp(list[i], "fd:", 3))) {
+				setup_error(m, "--%s %s given twice", what, list[i]);
+				return -1;
+			}
+	return 0;
+}
+
 static int open_streams(struct qkd_module *m)
 {
 	struct qkd_module_opts *o = &((struct qkd_module_priv *)m->priv)->opts;
 	const char *err = NULL;
 	unsigned i;
+
+	if (duplicate_spec(m, o->in, o->n_in, "in") || duplicate_spec(m, o->out, o->n_out, "out"))
+		return -1;
 
 	if (m->desc->needs & QKD_NEEDS_INPUT) {
 		unsigned n = o->n_in ? o->n_in : 1;
