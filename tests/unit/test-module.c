@@ -425,6 +425,43 @@ TEST(inputs_merge_outputs_split_aborted_pass_through)
 	unlink(state);
 }
 
+/* "in"/"out" lines of a config file add streams; --in on the command line replaces them. */
+TEST(config_streams_and_command_line_replacement)
+{
+	struct qkd_module m;
+	int p1[2], p2[2], p3[2];
+	char text[256], fd3[16], err[4096], *conf;
+
+	ASSERT_EQ(0, pipe(p1));
+	ASSERT_EQ(0, pipe(p2));
+	ASSERT_EQ(0, pipe(p3));
+	snprintf(text, sizeof(text), "in = fd:%d\nin = fd:%d\nout = fd:%d\nlog-level = error\n",
+		 p1[0], p2[0], p3[1]);
+	conf = write_config(text);
+	ASSERT_EQ(0, INIT(&m, &streams, err, "--config", conf)) TH_LOG("%s", err);
+	ASSERT_EQ(2u, m.n_in);
+	ASSERT_EQ(1u, m.n_out);
+	ASSERT_EQ(0, qkd_module_finish(&m)); /* closes p1[0], p2[0], p3[1] */
+
+	ASSERT_EQ(0, pipe(p1));
+	ASSERT_EQ(0, pipe(p2));
+	ASSERT_EQ(0, pipe(p3));
+	snprintf(text, sizeof(text), "in = fd:%d\nin = fd:%d\nout = fd:%d\nlog-level = error\n",
+		 p1[0], p2[0], p3[1]);
+	unlink(conf);
+	conf = write_config(text);
+	snprintf(fd3, sizeof(fd3), "fd:%d", p3[0]);
+	/* fd:p3[0] is a read end: only the command line's input is used. */
+	ASSERT_EQ(0, INIT(&m, &streams, err, "--config", conf, "--in", fd3)) TH_LOG("%s", err);
+	ASSERT_EQ(1u, m.n_in);
+	ASSERT_EQ(1u, m.n_out);
+	ASSERT_EQ(0, qkd_module_finish(&m));
+	/* The config file's inputs were never opened: still ours to close. */
+	ASSERT_EQ(0, close(p1[0]));
+	ASSERT_EQ(0, close(p2[0]));
+	unlink(conf);
+}
+
 TEST(stopping_and_state_names)
 {
 	struct qkd_module m;
