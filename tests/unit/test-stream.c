@@ -21,6 +21,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <time.h>
 #include <sys/wait.h>
 
 #include "kselftest_harness.h"
@@ -347,6 +348,67 @@ TEST_F(stream, batched_output_is_pushed_before_blocking_on_input)
 	ASSERT_EQ(0, qkd_read_frame(r, &g));
 	qkd_stream_close(r);
 	int status;
+	waitpid(pid, &status, 0);
+	ASSERT_EQ(0, status);
+	qkd_frame_free(f);
+	qkd_frame_free(g);
+}
+
+static double mono(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/*
+ * A slow producer that never flushes: its frames must still come out within
+ * milliseconds (a part-filled buffer is written once it is 10 ms old), not
+ * only when a buffer fills or the stream closes 1.5 s later.
+ */
+TEST_F(stream, slow_producer_frames_are_not_held_back)
+{
+	struct qkd_frame *f = qkd_frame_new(0), *g = NULL;
+	struct qkd_stream *r;
+	double t0, t30 = 0;
+	int p[2], status;
+	pid_t pid;
+
+	ASSERT_EQ(0, pipe(p));
+	t0 = mono();
+	pid = fork();
+	if (!pid) {
+		struct qkd_stream *w;
+
+		close(p[0]);
+		w = qkd_stream_open(p[1], QKD_STREAM_WRITE | self->flags);
+		for (uint64_t k = 0; k < 40; k++) {
+			fill(f, k, 64);
+			if (qkd_write_frame(w, f))
+				_exit(1);
+			usleep(5000);
+		}
+		usleep(1500000);
+		_exit(qkd_stream_close(w) ? 2 : 0);
+	}
+	close(p[1]);
+	r = qkd_stream_open(p[0], QKD_STREAM_READ | self->flags);
+	for (uint64_t k = 0; k < 40; k++) {
+		int ret;
+
+		do
+			ret = qkd_read_frame(r, &g);
+		while (ret == -EINTR);
+		ASSERT_EQ(1, ret);
+		ASSERT_TRUE(check(g, k, 64));
+		if (k == 30)
+			t30 = mono() - t0;
+	}
+	/* Frame 30 is written at about 0.15 s; the close comes after 1.7 s. */
+	EXPECT_GT(1.0, t30) TH_LOG("frame 30 arrived after %.3f s", t30);
+	ASSERT_EQ(0, qkd_read_frame(r, &g));
+	qkd_stream_close(r);
 	waitpid(pid, &status, 0);
 	ASSERT_EQ(0, status);
 	qkd_frame_free(f);

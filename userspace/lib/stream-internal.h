@@ -28,6 +28,11 @@
  * straight from (and into) the caller's frame, saving a memcpy on each side.
  */
 #define QKD_DIRECT_MIN (64u << 10)
+/*
+ * A part-filled buffer older than this is written with the next frame, so a
+ * slow producer's frames are not held back until a buffer fills.
+ */
+#define QKD_WBUF_MAX_AGE_MS 10
 
 enum qkd_io_kind { QKD_IO_READ, QKD_IO_WRITE };
 
@@ -98,6 +103,7 @@ struct qkd_stream {
 	int wb_index[QKD_WBUF_COUNT];
 	unsigned wfill, wsend, wqueued;
 	uint32_t wlen;
+	uint64_t wfirst_ms;	/* when the fill buffer got its first byte */
 	bool wdirect;		/* wop is a direct (unbuffered) write */
 	struct qkd_io_op wop;
 

@@ -14,9 +14,19 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "frame-internal.h"
 #include "stream-internal.h"
+
+/* Coarse clock (vDSO, a few ns): only buffer ages of milliseconds matter. */
+static uint64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
 
 static void start_next(struct qkd_stream *s)
 {
@@ -156,15 +166,20 @@ int qkd_write_frame(struct qkd_stream *s, const struct qkd_frame *f)
 	ret = get_room(s, total);
 	if (ret)
 		return ret;
+	if (!s->wlen)
+		s->wfirst_ms = now_ms();
 	qkd_frame_encode_header(f, s->wb[s->wfill] + s->wlen);
 	if (f->payload_len)
 		memcpy(s->wb[s->wfill] + s->wlen + QKD_FRAME_HDR_LEN, f->payload, f->payload_len);
 	s->wlen += total;
 	/*
-	 * No early start of a part-filled buffer: measured, it quadrupled the
-	 * io_uring_enter calls for 4 KiB frames. Output that must not wait is
-	 * pushed before the thread blocks on input, or flushed.
+	 * A part-filled buffer is started only once it is old: starting it
+	 * whenever the writer was idle quadrupled the io_uring_enter calls for
+	 * 4 KiB frames. Output that must not wait at all is pushed before the
+	 * thread blocks on input, or flushed.
 	 */
+	if (now_ms() - s->wfirst_ms >= QKD_WBUF_MAX_AGE_MS)
+		queue_fill(s);
 	s->io->submit(s);
 	return s->sticky;
 }
