@@ -586,7 +586,8 @@ int qkd_module_read(struct qkd_module *m, struct qkd_frame **f)
 		if (pv->cur->state == QKD_STATE_ABORTED && !(m->desc->needs & QKD_SEES_ABORTED)) {
 			qkd_log(m, QKD_LOG_DEBUG, "key %" PRIu64 ": passing on aborted frame",
 				pv->cur->key_id);
-			r = qkd_module_write(m, pv->cur);
+			/* A module without outputs (a sink) just never sees it. */
+			r = m->n_out ? qkd_module_write(m, pv->cur) : 0;
 			if (r < 0)
 				return r;
 			continue;
