@@ -591,6 +591,7 @@ static void route(coap_resource_t *res, coap_session_t *sess, const coap_pdu_t *
 
 int qpm_admin_init(coap_context_t *ctx)
 {
+	static const char *const top[] = { "qpm", "pipelines", "modules" };
 	coap_resource_t *r = coap_resource_unknown_init(route);
 
 	if (!r)
@@ -599,5 +600,20 @@ int qpm_admin_init(coap_context_t *ctx)
 	coap_register_handler(r, COAP_REQUEST_POST, route);
 	coap_register_handler(r, COAP_REQUEST_DELETE, route);
 	coap_add_resource(ctx, r);
+	/*
+	 * The top-level resources also exist by name, so that resource discovery
+	 * (GET /.well-known/core) lists them; the same router serves them.
+	 */
+	for (size_t i = 0; i < sizeof(top) / sizeof(top[0]); i++) {
+		coap_resource_t *t = coap_resource_init(coap_make_str_const(top[i]), 0);
+
+		if (!t)
+			return -ENOMEM;
+		for (int m = COAP_REQUEST_GET; m <= COAP_REQUEST_DELETE; m++)
+			coap_register_handler(t, (coap_request_t)m, route);
+		coap_add_attr(t, coap_make_str_const("rt"),
+			      coap_make_str_const("\"qkdpipe.qpm\""), 0);
+		coap_add_resource(ctx, t);
+	}
 	return 0;
 }
