@@ -7,8 +7,12 @@
  * end), every accepted frame must re-encode to exactly the bytes it came from,
  * and the same bytes are then fed through a pipe (or a memfd when larger than
  * a pipe) to qkd_read_frame, over io_uring or the fallback depending on the
- * first byte: the stream must return the same frames and end the same way
+ * last byte: the stream must return the same frames and end the same way
  * (clean end, -EPIPE for a cut frame, or the decoder's error).
+ *
+ * If the first byte has its top bit set, it is dropped and the header
+ * checksum of every frame in the rest is recomputed before all this, so the
+ * fuzzer gets past the CRC and exercises the field checks behind it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +23,7 @@
 #include <sys/mman.h>
 
 #include "qkd/stream.h"
+#include "../../userspace/lib/frame-internal.h"
 
 #define MAX_FRAMES 64
 
@@ -82,6 +87,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		inited = 1;
 	}
 	memcpy(buf, data, size);
+	if (size && (data[0] & 0x80)) {
+		/* Fix-up mode: valid checksums on every header. */
+		memmove(buf, buf + 1, --size);
+		for (size_t o = 0; size - o >= QKD_FRAME_HDR_LEN;) {
+			uint32_t c = qkd_crc32c(buf + o, 92), len;
+
+			for (int i = 0; i < 4; i++)
+				buf[o + 92 + i] = (uint8_t)(c >> (8 * i));
+			len = (uint32_t)buf[o + 44] | (uint32_t)buf[o + 45] << 8 |
+			      (uint32_t)buf[o + 46] << 16 | (uint32_t)buf[o + 47] << 24;
+			if (len > size - o - QKD_FRAME_HDR_LEN)
+				break;
+			o += QKD_FRAME_HDR_LEN + len;
+		}
+		data = buf;
+	}
 
 	/* Header-only decoding of any prefix never crashes. */
 	memset(&scratch, 0, sizeof(scratch));
