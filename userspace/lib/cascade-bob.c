@@ -10,8 +10,9 @@
  * the first is not asked: its parity follows from the key's total parity,
  * known from the first pass (block parity inference).
  *
- * Every parity Alice ever sent for a sub-block is remembered (hash table keyed
- * by pass, block and node of the block's binary-search tree). A binary search
+ * Every parity Alice ever sent for a sub-block is remembered (per pass, block
+ * and node of the block's binary-search tree: in-place trees for small
+ * blocks, a hash table for big ones). A binary search
  * is a walk from the block's root towards the odd half: a known left-half
  * parity costs nothing, an unknown one becomes a request. So when the cascade
  * step makes an earlier block odd again, the search reuses everything learnt
@@ -23,8 +24,9 @@
  * every odd block searches in the same round, lowest pass first; holding
  * later passes back until earlier ones settle (the strict textbook order)
  * was measured to need three times the round trips for no gain in disclosure.
- * Passes whose block count is at most two need no shuffled copy of the key
- * until a search enters them: their block parity is one masked XOR.
+ * Passes whose block count is at most two never need a shuffled copy of the
+ * key: block 0 is a random half given as a bit mask, its parity one masked
+ * XOR, its sub-blocks ranges of members found by rank/select on the mask.
  */
 #include <errno.h>
 #include <stdlib.h>
