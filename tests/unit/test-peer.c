@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <time.h>
 
 #include "kselftest_harness.h"
 #include "peer-test.h"
@@ -260,6 +261,79 @@ TEST(open_transcript_limits_context_span)
 	ASSERT_EQ(0, pt_setup(&pr, 1 << 16));
 	bob = pt_spawn(bob_pinned, &pr, NULL);
 	EXPECT_EQ(0, pinned_side(&pr, QKD_ALICE));
+	EXPECT_EQ(0, pt_wait(bob));
+	pt_teardown(&pr);
+}
+
+/* ---- abandoned blocks fail fast -------------------------------------- */
+
+static double mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/*
+ * Block 5: Alice sends one message and defers it (END); Bob, who expects a
+ * second message that never comes, gets -EPROTO from qkd_recv_for instead of
+ * stalling, and forgets the block; Alice's defer then fails with -EBADMSG at
+ * once. Block 6: Alice verifies while Bob forgets it: -EBADMSG at once. Block
+ * 7 then closes normally on both sides.
+ */
+static int abandon_side(struct pair *pr, enum qkd_role role)
+{
+	struct qkd_keypool *kp = qkd_keypool_open(role == QKD_ALICE ? pr->apool : pr->bpool);
+	struct qkd_peer_config cfg = pt_cfg(role, pr->port, kp, TMO);
+	struct qkd_frame f;
+	struct qkd_peer *p;
+	struct qkd_msg m;
+	double t;
+
+	if (!kp || !(p = qkd_peer_open(&cfg)))
+		return 10;
+	memset(&f, 0, sizeof(f));
+	t = mono();
+	if (role == QKD_ALICE) {
+		if (qkd_send(p, 5, 1, "one", 3))
+			return 11;
+		if (qkd_peer_auth_defer(p, 5, &f) != -EBADMSG || !strstr(qkd_peer_error(p), "abandoned"))
+			return 12;
+		if (qkd_peer_auth_verify(p, 6) != -EBADMSG)
+			return 13;
+	} else {
+		if (qkd_recv_for(p, 5, &m) != 1 || m.key_id != 5)
+			return 14;
+		if (qkd_recv_for(p, 5, &m) != -EPROTO || !strstr(qkd_peer_error(p), "finished"))
+			return 15;
+		qkd_peer_auth_forget(p, 5);
+		qkd_peer_auth_forget(p, 6);
+	}
+	if (mono() - t > TMO / 2000.0)
+		return 16; /* it waited for a timeout */
+	if (role == QKD_ALICE ? qkd_send(p, 7, 1, "x", 1) : qkd_recv_expect(p, 7, 1, &m) != 1)
+		return 17;
+	if (qkd_peer_auth_verify(p, 7))
+		return 18;
+	qkd_peer_close(p);
+	qkd_keypool_close(kp);
+	return 0;
+}
+
+static int bob_abandon(struct pair *pr, void *arg)
+{
+	return abandon_side(pr, QKD_BOB);
+}
+
+TEST(abandoned_blocks_fail_fast)
+{
+	struct pair pr;
+	pid_t bob;
+
+	ASSERT_EQ(0, pt_setup(&pr, 1 << 16));
+	bob = pt_spawn(bob_abandon, &pr, NULL);
+	EXPECT_EQ(0, abandon_side(&pr, QKD_ALICE));
 	EXPECT_EQ(0, pt_wait(bob));
 	pt_teardown(&pr);
 }

@@ -282,8 +282,8 @@ int peer_auth_on_data(struct qkd_peer *p, uint8_t ctx, uint64_t key_id, const ui
 	return 0;
 }
 
-int peer_auth_on_ctrl(struct qkd_peer *p, uint16_t type, const uint8_t *body, size_t len,
-		      bool *consumed)
+int peer_auth_on_ctrl(struct qkd_peer *p, uint16_t type, uint64_t key_id, const uint8_t *body,
+		      size_t len, bool *consumed)
 {
 	*consumed = false;
 	if (type == CT_CTX) {
@@ -313,6 +313,13 @@ int peer_auth_on_ctrl(struct qkd_peer *p, uint16_t type, const uint8_t *body, si
 			return peer_fail(p, ENOMEM, "out of memory");
 		peer_put_le32(ack, seq);
 		return peer_send_raw(p, PEER_KIND_CTRL, 0, CT_CTX_ACK, 0, ack, sizeof(ack), NULL);
+	}
+	if (type == CT_FORGET) {
+		*consumed = true;
+		if (len)
+			return peer_fail(p, EBADMSG, "garbage from peer: malformed abandon message");
+		peer_ring_add(p->abandoned, &p->n_abandoned, key_id);
+		return 0;
 	}
 	if (type == CT_CTX_ACK) {
 		uint32_t seq;
@@ -648,8 +655,10 @@ int qkd_peer_auth_defer(struct qkd_peer *p, uint64_t key_id, struct qkd_frame *f
 	if (rc)
 		return rc;
 	m = expect_ctrl(p, CT_END, key_id, 1, &rc);
-	if (!m)
+	if (!m) {
+		t_drop(p, key_id);
 		return rc;
+	}
 	dir_digest(p, t, dir_out(p), -1, dg[dir_out(p)], &c[dir_out(p)]);
 	ok = dir_digest(p, t, 1 - dir_out(p), m->data[0], dg[1 - dir_out(p)],
 			&c[1 - dir_out(p)]);
@@ -678,6 +687,14 @@ int qkd_peer_auth_defer(struct qkd_peer *p, uint64_t key_id, struct qkd_frame *f
 void qkd_peer_auth_forget(struct qkd_peer *p, uint64_t key_id)
 {
 	t_drop(p, key_id);
+	/* closings the peer sent for it will never be waited for; tell the peer,
+	 * so that a closing it is waiting in fails now instead of timing out */
+	peer_purge_ctrl(p, key_id);
+	if (!peer_ring_has(p->forgotten, p->n_forgotten, key_id)) {
+		peer_ring_add(p->forgotten, &p->n_forgotten, key_id);
+		if (!p->dead)
+			peer_send_raw(p, PEER_KIND_CTRL, 0, CT_FORGET, key_id, NULL, 0, NULL);
+	}
 }
 
 void peer_auth_free(struct qkd_peer *p)

@@ -32,7 +32,10 @@ enum peer_ctrl {
 	CT_FV1 = 8,	/* like V1..V3 over a frame's deferred accumulators */
 	CT_FV2 = 9,
 	CT_FV3 = 10,
+	CT_FORGET = 11,	/* either way: the sender abandoned this key id (no closing will come) */
 };
+
+#define PEER_RING 256 /* key ids remembered as abandoned by the peer / forgotten by us */
 
 #define PEER_PAD_BYTES 48 /* three one-time pads per closing exchange */
 #define PEER_V1_LEN 33
@@ -123,7 +126,26 @@ struct qkd_peer {
 	struct transcript *tt[PEER_TBUCKETS];
 	size_t n_transcripts;
 	bool open_done;			/* handshake finished */
+	uint64_t abandoned[PEER_RING];	/* key ids the peer forgot */
+	uint64_t forgotten[PEER_RING];	/* key ids we forgot */
+	unsigned n_abandoned, n_forgotten;
 };
+
+static inline bool peer_ring_has(const uint64_t *ring, unsigned n, uint64_t key)
+{
+	for (unsigned i = 0; i < n && i < PEER_RING; i++)
+		if (ring[i] == key)
+			return true;
+	return false;
+}
+
+static inline void peer_ring_add(uint64_t *ring, unsigned *n, uint64_t key)
+{
+	ring[*n % PEER_RING] = key;
+	(*n)++;
+	if (*n >= 2 * PEER_RING)
+		*n -= PEER_RING; /* keeps n % PEER_RING and n >= PEER_RING */
+}
 
 /* peer.c */
 /* Handshake and first context over a connected stream socket (taken over). */
@@ -133,7 +155,10 @@ int peer_fail(struct qkd_peer *p, int err, const char *fmt, ...)
 void peer_note(struct qkd_peer *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int peer_send_raw(struct qkd_peer *p, uint8_t kind, uint8_t ctx, uint16_t type,
 		  uint64_t key_id, const void *buf, size_t len, struct peer_dir *absorb);
-/* Wait for control message (type, key_id); returns it (caller frees) or NULL, *rc set. */
+/*
+ * Wait for control message (type, key_id); returns it (caller frees) or NULL,
+ * *rc set: -EBADMSG if the peer abandoned key_id, else a channel error.
+ */
 struct peer_msg *peer_wait_ctrl(struct qkd_peer *p, uint16_t type, uint64_t key_id, int *rc);
 
 /* Pump one message (data is queued for qkd_recv); end of stream is fatal. */
@@ -141,12 +166,15 @@ int peer_pump_once(struct qkd_peer *p, const char *waiting_for);
 /* Handle whatever has already arrived (e.g. context acks), without waiting. */
 int peer_pump_ready(struct qkd_peer *p);
 
+/* Drop stashed closing messages for key_id. */
+void peer_purge_ctrl(struct qkd_peer *p, uint64_t key_id);
+
 /* peer-auth.c */
 int peer_auth_on_data(struct qkd_peer *p, uint8_t ctx, uint64_t key_id, const uint8_t *hdr,
 		      const uint8_t *body, size_t len);
 struct peer_dir *peer_auth_out_dir(struct qkd_peer *p, uint64_t key_id, uint8_t *ctx, int *rc);
-int peer_auth_on_ctrl(struct qkd_peer *p, uint16_t type, const uint8_t *body, size_t len,
-		      bool *consumed);
+int peer_auth_on_ctrl(struct qkd_peer *p, uint16_t type, uint64_t key_id, const uint8_t *body,
+		      size_t len, bool *consumed);
 int peer_auth_start(struct qkd_peer *p);
 void peer_auth_free(struct qkd_peer *p);
 

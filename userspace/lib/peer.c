@@ -390,15 +390,20 @@ static int pump(struct qkd_peer *p, struct peer_msg **data)
 		    (type == CT_HELLO && p->open_done))
 			return peer_fail(p, EBADMSG, "garbage from peer: malformed control message "
 					 "(type %u)", type);
-		rc = peer_auth_on_ctrl(p, type, body, len, &consumed);
+		rc = peer_auth_on_ctrl(p, type, key_id, body, len, &consumed);
 		if (rc)
 			return rc;
 		if (!consumed) {
 			struct peer_msg *m;
 
-			if (type < CT_HELLO || type > CT_FV3)
+			if (type < CT_HELLO || type > CT_FORGET)
 				return peer_fail(p, EBADMSG,
 						 "garbage from peer: unknown control message %u", type);
+			/* a closing for a block we abandoned: nobody will wait for it */
+			if (peer_ring_has(p->forgotten, p->n_forgotten, key_id) && type != CT_HELLO) {
+				p->rpos += PEER_HDR_LEN + (size_t)len;
+				return 0;
+			}
 			if (p->queued_bytes + len > PEER_MAX_QUEUED)
 				return peer_fail(p, ENOBUFS, "peer floods us with unread messages");
 			m = msg_new(key_id, type, kind, body, len);
@@ -446,6 +451,7 @@ static const char *ctrl_name(uint16_t type)
 		[CT_V2] = "Bob's tag", [CT_V3] = "Alice's second tag",
 		[CT_END] = "the end of the block's messages", [CT_FV1] = "Alice's frame tag",
 		[CT_FV2] = "Bob's frame tag", [CT_FV3] = "Alice's second frame tag",
+		[CT_FORGET] = "an abandoned block",
 	};
 
 	return type < sizeof(names) / sizeof(names[0]) && names[type] ? names[type] : "?";
@@ -455,6 +461,13 @@ struct peer_msg *peer_wait_ctrl(struct qkd_peer *p, uint16_t type, uint64_t key_
 {
 	for (;;) {
 		struct peer_msg **pp;
+
+		if (peer_ring_has(p->abandoned, p->n_abandoned, key_id)) {
+			peer_note(p, "key id %llu: the peer abandoned this block (waiting for %s)",
+				  (unsigned long long)key_id, ctrl_name(type));
+			*rc = -EBADMSG;
+			return NULL;
+		}
 
 		for (pp = &p->cq; *pp; pp = &(*pp)->next) {
 			struct peer_msg *m = *pp;
@@ -493,7 +506,38 @@ int peer_pump_ready(struct qkd_peer *p)
 	}
 }
 
-int qkd_recv(struct qkd_peer *p, struct qkd_msg *m)
+void peer_purge_ctrl(struct qkd_peer *p, uint64_t key_id)
+{
+	struct peer_msg **pp = &p->cq;
+
+	while (*pp) {
+		struct peer_msg *m = *pp;
+
+		if (m->key_id == key_id && m->type >= CT_V1 && m->type <= CT_FORGET) {
+			*pp = m->next;
+			p->queued_bytes -= m->len;
+			msg_free(m);
+		} else {
+			pp = &m->next;
+		}
+	}
+}
+
+/* Has the peer finished sending (or abandoned) key_id? */
+static bool peer_done_with(const struct qkd_peer *p, uint64_t key_id)
+{
+	if (peer_ring_has(p->abandoned, p->n_abandoned, key_id))
+		return true;
+	for (const struct peer_msg *m = p->cq; m; m = m->next)
+		if (m->key_id == key_id &&
+		    (m->type == CT_END || m->type == CT_V1 || m->type == CT_V2 ||
+		     m->type == CT_FV1 || m->type == CT_FV2))
+			return true;
+	return false;
+}
+
+/* qkd_recv; with for_key, fail instead of waiting once the peer is done with it. */
+static int recv_msg(struct qkd_peer *p, struct qkd_msg *m, const uint64_t *for_key)
 {
 	struct peer_msg *msg;
 	int rc;
@@ -510,6 +554,11 @@ int qkd_recv(struct qkd_peer *p, struct qkd_msg *m)
 		if (p->dead)
 			return -p->dead;
 		do {
+			if (for_key && peer_done_with(p, *for_key)) {
+				peer_note(p, "key id %llu: the peer has finished this block while we "
+					  "still expect a message of it", (unsigned long long)*for_key);
+				return -EPROTO;
+			}
 			rc = pump(p, &msg);
 			if (rc == PUMP_EOF) {
 				peer_fail(p, EPIPE, "peer closed the connection");
@@ -527,9 +576,19 @@ int qkd_recv(struct qkd_peer *p, struct qkd_msg *m)
 	return 1;
 }
 
+int qkd_recv(struct qkd_peer *p, struct qkd_msg *m)
+{
+	return recv_msg(p, m, NULL);
+}
+
+int qkd_recv_for(struct qkd_peer *p, uint64_t key_id, struct qkd_msg *m)
+{
+	return recv_msg(p, m, &key_id);
+}
+
 int qkd_recv_expect(struct qkd_peer *p, uint64_t key_id, uint16_t type, struct qkd_msg *m)
 {
-	int rc = qkd_recv(p, m);
+	int rc = recv_msg(p, m, &key_id);
 
 	if (rc == 0) {
 		peer_note(p, "peer closed the connection; expected message type %u for key id %llu",

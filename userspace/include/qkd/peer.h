@@ -66,7 +66,14 @@ struct qkd_msg {
  * -ECONNRESET etc.
  */
 int qkd_recv(struct qkd_peer *p, struct qkd_msg *m);
-/* Receive exactly one message of this key id and type, else -EPROTO. */
+/*
+ * Like qkd_recv, for a caller that waits for a message of key_id (messages of
+ * other key ids are returned as usual): instead of blocking, -EPROTO once the
+ * peer has finished or abandoned key_id (it sent its closing, END or forget
+ * for it), since no message of it can come any more.
+ */
+int qkd_recv_for(struct qkd_peer *p, uint64_t key_id, struct qkd_msg *m);
+/* Receive exactly one message of this key id and type, else -EPROTO (also as qkd_recv_for). */
 int qkd_recv_expect(struct qkd_peer *p, uint64_t key_id, uint16_t type, struct qkd_msg *m);
 
 /*
@@ -84,7 +91,11 @@ int qkd_peer_auth_defer(struct qkd_peer *p, uint64_t key_id, struct qkd_frame *f
  * -EBADMSG if any differs, other -errno on channel failure.
  */
 int qkd_peer_auth_verify_frame(struct qkd_peer *p, const struct qkd_frame *f);
-/* Drop the transcript of key_id without verifying (block abandoned). */
+/*
+ * Drop the transcript of key_id without verifying (block abandoned). The peer
+ * is told: a closing of key_id it waits in (or starts later) returns -EBADMSG
+ * at once instead of timing out.
+ */
 void qkd_peer_auth_forget(struct qkd_peer *p, uint64_t key_id);
 
 /*
