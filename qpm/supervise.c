@@ -10,8 +10,8 @@
  * terminate (SIGTERM: the frame in hand is finished and the module's state
  * file written), waits for them, backs off, and starts every process again
  * with its state file. Key ids continue from the saved state; nothing already
- * delivered is delivered again. A process that exits with status 2 before it
- * ever registered rejected its configuration: that is reported and not
+ * delivered is delivered again. A process that exits with status 2 rejected
+ * its configuration (usage or set-up error): that is reported and not
  * retried.
  */
 #include <errno.h>
@@ -663,7 +663,6 @@ static void on_exit_status(struct qpm_proc *p, int st)
 {
 	struct qpm_pipeline *pl = p->pl;
 	bool clean = WIFEXITED(st) && WEXITSTATUS(st) == 0;
-	bool was_registered = p->registered;
 	char how[96], tail[300];
 
 	p->wstatus = st;
@@ -679,8 +678,12 @@ static void on_exit_status(struct qpm_proc *p, int st)
 	case PL_RUNNING:
 		if (clean)
 			break;
-		if (!was_registered && WIFEXITED(st) && (WEXITSTATUS(st) == 2 ||
-							 WEXITSTATUS(st) == 127)) {
+		/*
+		 * Status 2 is the modules' usage or set-up error (bad parameter,
+		 * refused state file, ...), 127 an executable that cannot run:
+		 * starting again would fail the same way.
+		 */
+		if (WIFEXITED(st) && (WEXITSTATUS(st) == 2 || WEXITSTATUS(st) == 127)) {
 			log_tail(p->log, tail, sizeof(tail));
 			fail(pl, "%s refused to start (%s): %s", p->id, how,
 			     tail[0] ? tail : "see its log");
