@@ -9,10 +9,11 @@
  * (tests, benches) or over the authenticated peer channel (qkd-cascade), with
  * as many frames in flight as it likes, since every frame has its own state.
  *
- * Every round, all blocks of all frames that need a parity ask at once, so the
- * number of round trips per frame is about the depth of the binary searches
- * times the number of passes that find errors, independent of the frame size.
- * Every parity bit Alice sends is counted as disclosed.
+ * Every round, all blocks of a frame that need a parity ask at once, so the
+ * number of round trips per frame is set by the longest chain of searches the
+ * cascade step triggers (about 130 on 2^14 and 260 on 2^18 bits at QBER 2 %
+ * with the tuned schedule), not by the number of blocks. Every parity bit
+ * Alice sends is counted as disclosed.
  *
  * Wire format of the segments: Documentation/cascade.md.
  */
