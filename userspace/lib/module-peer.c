@@ -74,7 +74,8 @@ static int wait_for_peer(struct qkd_module *m)
 			b = nb;
 			cap = need;
 		}
-		memcpy(b, p->rbuf + p->rpos, have);
+		if (have)
+			memcpy(b, p->rbuf + p->rpos, have);
 		got = recv(p->fd, b + have, cap - have, MSG_PEEK | MSG_DONTWAIT);
 		if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
 				 errno != EINTR))
