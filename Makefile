@@ -32,6 +32,7 @@ SANFLAGS  :=
 endif
 
 CC        ?= cc
+NPROC     := $(shell nproc 2>/dev/null || echo 2)
 PKGS      := liburing libcoap-3-notls libnl-genl-3.0 libxml-2.0
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -76,8 +77,8 @@ $(B)/%.o: %.c | headers
 
 # The whole suite. tests/run prints the final "N passed, N failed" line.
 check:
-	$(MAKE) all
-	$(MAKE) SAN=1 all
+	$(MAKE) -j$(NPROC) all
+	$(MAKE) -j$(NPROC) SAN=1 all
 	tests/run
 
 unit-check: all
