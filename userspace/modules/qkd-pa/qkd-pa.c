@@ -328,7 +328,7 @@ refuse:
 static void wipe_free_seed(uint64_t *seed, uint64_t bits)
 {
 	if (seed) {
-		explicit_bzero(seed, ((bits + 63) / 64 + 1) * 8);
+		explicit_bzero(seed, ((bits - 1 + 63) / 64 + 1) * 8); /* n + l - 1 bits */
 		free(seed);
 	}
 }
