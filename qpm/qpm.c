@@ -96,7 +96,7 @@ static void usage(FILE *f)
 "    0 after a signal, 1 on a runtime error, 2 on a usage or configuration error.\n"
 "\n"
 "SEE ALSO\n"
-"    qpmctl(1), coap-client(5), Documentation/control-plane.md\n");
+"    qpmctl(1), coap-client(1), Documentation/control-plane.md\n");
 }
 
 uint64_t qpm_now_ms(void)
