@@ -98,6 +98,7 @@ run() {
 	echo "$best" > "$work/$name.best"
 }
 
+load0=$(cut -d' ' -f1 /proc/loadavg)
 run ceiling "cat cat cat cat cat cat" from_files || exit 1
 run full "$full_stages" from_files || exit 1
 run live "$full_stages" from_sim || exit 1
@@ -121,7 +122,8 @@ ceil_us=$(cat "$work/ceiling.best") full_us=$(cat "$work/full.best") live_us=$(c
 fb_us=$(cat "$work/fallback.best")
 raw_mb=$(awk -v f="$frames" -v s="$slots" 'BEGIN { printf "%.0f", f * s / 1e6 }')
 
-echo "Alice and Bob on $(nproc) cores, QBER 2%: $frames frames of $slots slots,"
+echo "Alice and Bob on $(nproc) cores (load average $load0 before, $(cut -d' ' -f1 /proc/loadavg) after:"
+echo "other jobs share the cores), QBER 2%: $frames frames of $slots slots,"
 echo "$sifted sifted bits ($raw_mb MB of raw frames per side); best of $repeat runs each"
 printf '  %-44s %8s s  %8s Mbit/s sifted\n' "transport ceiling (6 x qkd-cat per side)" \
 	"$(secs "$ceil_us")" "$(mbps "$sifted" "$ceil_us")"
@@ -152,10 +154,13 @@ for st in sim $full_stages; do
 	awk -v n="$name" -v a="$a" -v b="$b" -v t="$total" -v s="$sifted" 'BEGIN {
 		both = a + b
 		printf "  %-10s %8.3f %8.3f %8.3f %6.1f%% %12s\n", n, a, b, both,
-			100 * both / t, both > 0 ? sprintf("%.0f", s / 1e6 / (both / 2)) : "-" }'
+			100 * both / t, (both > 0 ? sprintf("%.0f", s / 1e6 / (both / 2)) : "-") }'
 done
-awk -v t="$total" -v us="$full_us" 'BEGIN {
+awk -v t="$total" -v us="$full_us" -v c="$(nproc)" -v s="$sifted" 'BEGIN {
 	printf "  %-10s %26.3f s of CPU in %.3f s: %.2f cores busy on average\n",
-		"total", t, us / 1e6, t / (us / 1e6) }'
+		"total", t, us / 1e6, t / (us / 1e6)
+	printf "  CPU-bound rate: %.1f Mbit/s sifted if the pipeline had the %d cores to itself\n",
+		s / 1e6 / (t / c), c
+	printf "  (sifted bits / (CPU seconds of both sides / cores); an estimate, not a measurement)\n" }'
 echo "  (source: qkd-cat reading the raw frames; Mbit/s/core: sifted bits per"
 echo "  CPU second of one side's instance of the stage)"
