@@ -13,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
@@ -460,6 +463,93 @@ TEST(config_streams_and_command_line_replacement)
 	ASSERT_EQ(0, close(p1[0]));
 	ASSERT_EQ(0, close(p2[0]));
 	unlink(conf);
+}
+
+struct later {
+	struct qkd_module *m;
+	int delay_ms;
+	int action;		/* 0: SIGTERM to the process, 1: resume (state running) */
+};
+
+static void *do_later(void *arg)
+{
+	struct later *l = arg;
+
+	usleep((useconds_t)l->delay_ms * 1000);
+	if (l->action == 0) {
+		kill(getpid(), SIGTERM);
+	} else {
+		pthread_mutex_lock(&l->m->lock);
+		l->m->state = QKD_MOD_RUNNING;
+		pthread_mutex_unlock(&l->m->lock);
+	}
+	return NULL;
+}
+
+static long ms_since(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/*
+ * A module blocked waiting for its next input frame returns 0 promptly on
+ * SIGTERM, over io_uring and over the fallback; and a paused module does not
+ * take a frame that is waiting until it is resumed.
+ */
+TEST(blocked_read_ends_on_sigterm_and_pause_holds_frames)
+{
+	for (int transport = 0; transport < 2; transport++) {
+		struct qkd_module m;
+		struct qkd_frame *f = NULL;
+		struct later l;
+		struct timespec t0;
+		pthread_t th;
+		int in[2], out[2];
+		char fin[16], fout[16], err[4096];
+
+		setenv("QKD_TRANSPORT", transport ? "fallback" : "uring", 1);
+		ASSERT_EQ(0, pipe(in));
+		ASSERT_EQ(0, pipe(out));
+		snprintf(fin, sizeof(fin), "fd:%d", in[0]);
+		snprintf(fout, sizeof(fout), "fd:%d", out[1]);
+		ASSERT_EQ(0, INIT(&m, &streams, err, "--in", fin, "--out", fout,
+				  "--log-level", "error")) TH_LOG("%s", err);
+
+		/* Paused with a frame waiting: nothing is read until resumed. */
+		{
+			struct qkd_stream *w = qkd_stream_open(in[1], QKD_STREAM_WRITE |
+							       QKD_STREAM_FALLBACK);
+
+			write_frame(w, 1, QKD_STATE_SIFTED);
+			ASSERT_EQ(0, qkd_stream_flush(w));
+			/* keep the writer open: no EOF */
+			in[1] = dup(in[1]);
+			qkd_stream_close(w);
+		}
+		m.state = QKD_MOD_PAUSED;
+		l = (struct later){ &m, 300, 1 };
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		ASSERT_EQ(0, pthread_create(&th, NULL, do_later, &l));
+		ASSERT_EQ(1, qkd_module_read(&m, &f));
+		ASSERT_GE(ms_since(&t0), 280);
+		ASSERT_EQ(1u, f->key_id);
+		pthread_join(th, NULL);
+
+		/* Now blocked on an empty pipe: SIGTERM ends the wait. */
+		l = (struct later){ &m, 200, 0 };
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		ASSERT_EQ(0, pthread_create(&th, NULL, do_later, &l));
+		ASSERT_EQ(0, qkd_module_read(&m, &f));
+		ASSERT_LT(ms_since(&t0), 2000);
+		ASSERT_TRUE(qkd_module_stopping(&m));
+		pthread_join(th, NULL);
+		ASSERT_EQ(0, qkd_module_finish(&m));
+		close(in[1]);
+		close(out[0]);
+	}
 }
 
 TEST(stopping_and_state_names)
