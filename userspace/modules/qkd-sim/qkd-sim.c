@@ -53,8 +53,9 @@ static struct qkd_param params[] = {
 	  "Write Bob's frames here (PATH, fd:N or -) instead of to --out", false, &p_bob_out, 0,
 	  0 },
 	{ "truth", QKD_PARAM_STRING, NULL,
-	  "Append one line of ground truth per frame to this file (for tests): key_id, slots, "
-	  "detected, multi, sifted, errors, qber", false, &p_truth, 0, 0 },
+	  "Write one line of ground truth per frame to this file (for tests): key_id, slots, "
+	  "detected, multi, sifted, errors, qber; appended to when resuming from a state file",
+	  false, &p_truth, 0, 0 },
 	{ NULL },
 };
 
