@@ -543,7 +543,7 @@ TEST_F_TIMEOUT(qpm, alice_bob_keys_identical, 120)
 
 TEST_F_TIMEOUT(qpm, full_chain_kill9_hibernate_resume, 300)
 {
-	long before, common, auth, n, hib;
+	long before, common, auth, hib;
 	uint64_t max_before, max_after, max_hib;
 	double pid;
 
@@ -566,15 +566,14 @@ TEST_F_TIMEOUT(qpm, full_chain_kill9_hibernate_resume, 300)
 		dump_log(self->dir);
 
 	/* Hibernate the whole chain mid-stream, resume it, and go on. */
-	n = done(self->port, "p1", "auth");
-	ASSERT_GT(n, 0);
 	ASSERT_EQ(0, CTL(self, "hibernate p1", bindir, self->port));
 	ASSERT_EQ(0, CTL(self, "wait p1 hibernated 30", bindir, self->port)) dump_log(self->dir);
 	hib = check_keys(self->dir, "p1", &max_hib);
 	ASSERT_GE(hib, 0);
 	ASSERT_EQ(0, CTL(self, "resume p1", bindir, self->port));
 	ASSERT_EQ(0, CTL(self, "wait p1 running 20", bindir, self->port)) dump_log(self->dir);
-	ASSERT_TRUE(wait_done(self->port, "p1", "auth", n + 20, 60)) dump_log(self->dir);
+	/* Counters resume from the state files (the drain added to them): count from here. */
+	ASSERT_TRUE(wait_more(self->port, "p1", "auth", 20, 60)) dump_log(self->dir);
 	ASSERT_EQ(0, CTL(self, "stop p1", bindir, self->port));
 	ASSERT_EQ(0, CTL(self, "wait p1 stopped 30", bindir, self->port));
 
@@ -641,7 +640,7 @@ TEST_F_TIMEOUT(qpm, kill9_module_restarts, 240)
 TEST_F_TIMEOUT(qpm, hibernate_resume_two_pipelines, 300)
 {
 	uint64_t m1a, m1b, m2a, m2b;
-	long c1a, c1b, c2a, c2b, n, n1;
+	long c1a, c1b, c2a, c2b, n;
 
 	write_pipeline(self->dir, "p1", "", "");
 	write_pipeline(self->dir, "p2", "", "");
@@ -652,8 +651,6 @@ TEST_F_TIMEOUT(qpm, hibernate_resume_two_pipelines, 300)
 	ASSERT_EQ(0, CTL(self, "start p1", bindir, self->port));
 	ASSERT_EQ(0, CTL(self, "wait p1 running 15", bindir, self->port));
 	ASSERT_TRUE(wait_done(self->port, "p1", "estimate", 15, 40)) dump_log(self->dir);
-	n1 = done(self->port, "p1", "estimate");
-	ASSERT_GT(n1, 0);
 	ASSERT_EQ(0, sh("coap-client-notls -m post coap://127.0.0.1:%s/pipelines/p1/hibernate "
 			">/dev/null", self->port));
 	ASSERT_EQ(0, CTL(self, "wait p1 hibernated 15", bindir, self->port)) dump_log(self->dir);
@@ -675,7 +672,7 @@ TEST_F_TIMEOUT(qpm, hibernate_resume_two_pipelines, 300)
 	EXPECT_NE(0, CTL(self, "resume p3 2>/dev/null", bindir, self->port));
 	ASSERT_EQ(0, CTL(self, "resume p1", bindir, self->port));
 	ASSERT_EQ(0, CTL(self, "wait p1 running 15", bindir, self->port));
-	ASSERT_TRUE(wait_done(self->port, "p1", "estimate", n1 + 15, 40)) dump_log(self->dir);
+	ASSERT_TRUE(wait_more(self->port, "p1", "estimate", 15, 40)) dump_log(self->dir);
 	ASSERT_EQ(0, CTL(self, "hibernate p1", bindir, self->port));
 	ASSERT_EQ(0, CTL(self, "wait p1 hibernated 15", bindir, self->port));
 	ASSERT_EQ(0, CTL(self, "resume p2", bindir, self->port));
