@@ -9,7 +9,9 @@
  * Toeplitz seed, which qkd-pa cannot validate: without authentication Alice
  * and Bob would silently distil different keys). qkd-auth must drop exactly
  * that frame on both sides (reason auth) and authenticate every other one,
- * with identical keys. Without the flip, every frame is authenticated.
+ * with identical keys. Without the flip, every frame is authenticated. The
+ * same with stages that close their blocks themselves (no defer-auth): then
+ * qkd-pa drops the tampered frame on both sides and qkd-auth passes it on.
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -279,7 +281,7 @@ static void *mitm_main(void *arg)
 	return NULL;
 }
 
-static int run_chains(const struct env *e, struct mitm *x)
+static int run_chains(const struct env *e, struct mitm *x, bool defer)
 {
 	char cmd[3][4096];
 	pid_t pid[2];
@@ -293,13 +295,13 @@ static int run_chains(const struct env *e, struct mitm *x)
 
 		snprintf(cmd[side], sizeof(cmd[side]),
 			 "%s/qkd-confirm --role %s %s 127.0.0.1:%d --keypool %c.pool "
-			 "--set defer-auth=true --eps-cor 1e-12 < %c.in 2> %c.confirm.log | "
+			 "--set defer-auth=%s --eps-cor 1e-12 < %c.in 2> %c.confirm.log | "
 			 "%s/qkd-pa --role %s %s 127.0.0.1:%d --keypool %c.pool --eps-cor 1e-12 "
-			 "--eps-sec 1e-10 --set defer-auth=true 2> %c.pa.log | "
+			 "--eps-sec 1e-10 --set defer-auth=%s 2> %c.pa.log | "
 			 "%s/qkd-auth --role %s %s 127.0.0.1:%d --keypool %c.pool --log-level info "
 			 "> %c.out 2> %c.auth.log",
-			 e->bin, role, conn, e->port, c, c, c,
-			 e->bin, role, conn, pa_port, c, c,
+			 e->bin, role, conn, e->port, c, defer ? "true" : "false", c, c,
+			 e->bin, role, conn, pa_port, c, defer ? "true" : "false", c,
 			 e->bin, role, conn, e->port + 2, c, c, c);
 	}
 	pid[1] = spawn(e, cmd[1]);
@@ -332,7 +334,7 @@ static struct qkd_frame *corrected(uint64_t key_id, int bob)
 	return f;
 }
 
-static void run_case(struct __test_metadata *_metadata, bool tamper)
+static void run_case(struct __test_metadata *_metadata, bool tamper, bool defer)
 {
 	struct qkd_frame *in[2][NF], *out[2][NF];
 	struct mitm x = { .key_id = 2, .min_body = 64, .enabled = tamper };
@@ -357,7 +359,7 @@ static void run_case(struct __test_metadata *_metadata, bool tamper)
 	ASSERT_EQ(0, write_frames(&e, "a.in", in[0], NF));
 	ASSERT_EQ(0, write_frames(&e, "b.in", in[1], NF));
 	pthread_create(&th, NULL, mitm_main, &x);
-	EXPECT_EQ(0, run_chains(&e, &x));
+	EXPECT_EQ(0, run_chains(&e, &x, defer));
 	pthread_join(th, NULL);
 	close(x.lfd);
 	EXPECT_EQ(tamper, x.flipped);
@@ -369,6 +371,7 @@ static void run_case(struct __test_metadata *_metadata, bool tamper)
 		ASSERT_EQ((uint64_t)i, fa->key_id);
 		ASSERT_EQ((uint64_t)i, fb->key_id);
 		if (tamper && (uint64_t)i == x.key_id) {
+			/* deferred: qkd-auth catches it; immediate: qkd-pa does */
 			EXPECT_EQ(QKD_STATE_ABORTED, fa->state);
 			EXPECT_EQ(QKD_STATE_ABORTED, fb->state);
 			EXPECT_EQ(QKD_ABORT_AUTH, fa->abort_reason);
@@ -377,9 +380,10 @@ static void run_case(struct __test_metadata *_metadata, bool tamper)
 		}
 		EXPECT_EQ(QKD_STATE_AUTHENTICATED, fa->state);
 		EXPECT_EQ(QKD_STATE_AUTHENTICATED, fb->state);
-		/* qkd-confirm, qkd-pa and qkd-auth folded their transcripts in */
-		EXPECT_EQ(3u, fa->auth_stages);
-		EXPECT_EQ(3u, fb->auth_stages);
+		/* deferred: qkd-confirm, qkd-pa and qkd-auth folded their transcripts
+		 * in; immediate: only qkd-auth's own */
+		EXPECT_EQ(defer ? 3u : 1u, fa->auth_stages);
+		EXPECT_EQ(defer ? 3u : 1u, fb->auth_stages);
 		if (fa->state == QKD_STATE_AUTHENTICATED && fb->state == fa->state &&
 		    fa->bit_count == fb->bit_count && fa->bit_count > 0 &&
 		    !memcmp(fa->payload, fb->payload, fa->payload_len))
@@ -396,12 +400,20 @@ static void run_case(struct __test_metadata *_metadata, bool tamper)
 
 TEST(untampered_pipeline_authenticates_every_frame)
 {
-	run_case(_metadata, false);
+	run_case(_metadata, false, true);
 }
 
 TEST(tampered_pa_message_drops_that_frame_on_both_sides)
 {
-	run_case(_metadata, true);
+	run_case(_metadata, true, true);
+}
+
+TEST(immediate_mode_stages_then_qkd_auth)
+{
+	/* the stages close their blocks themselves; qkd-auth still closes its
+	 * own messages and recycles; the tampered frame never reaches it */
+	run_case(_metadata, false, false);
+	run_case(_metadata, true, false);
 }
 
 TEST_HARNESS_MAIN
