@@ -181,8 +181,16 @@ static int print_status(void)
 		qkd_json_get_str(pl, "state", state, sizeof(state));
 		qkd_json_get_num(pl, "restarts", &restarts);
 		qkd_json_get_str(pl, "error", err, sizeof(err));
-		printf("%s%-20s %-12s restarts %-4.0f %s\n", i ? "\n" : "", name, state, restarts,
-		       err);
+		printf("%s%-20s %-12s restarts %-4.0f", i ? "\n" : "", name, state, restarts);
+		for (int s = 0; s < 2; s++) {
+			char key[32];
+			double v;
+
+			snprintf(key, sizeof(key), "%s_bits_per_s", s ? "bob" : "alice");
+			if (qkd_json_get_num(pl, key, &v))
+				printf(" %s %.1f kbit/s", s ? "bob" : "alice", v / 1000);
+		}
+		printf("%s%s\n", err[0] ? "  " : "", err);
 		snprintf(path, sizeof(path), "pipelines/%s", name);
 		if (request(COAP_REQUEST_GET, path, NULL, 0, QKD_CF_NONE, &d))
 			continue;

@@ -1037,7 +1037,34 @@ void qpm_pipeline_json(struct qpm_pipeline *pl, struct qkd_buf *b, bool detail)
 			first = 0;
 		}
 	qkd_buf_printf(b, "],\"processes\":%u,\"alive\":%u,\"starts\":%u,\"restarts\":%u,"
-		       "\"error\":", pl->n_procs, alive_n, pl->starts, pl->restarts);
+		       "\"epoch\":%llu,", pl->n_procs, alive_n, pl->starts, pl->restarts,
+		       (unsigned long long)pl->epoch);
+	/* What the pipeline delivers: the last stage of each side, all its instances. */
+	for (int s = 0; s < 2; s++) {
+		double keys = 0, bits = 0;
+
+		if (!pl->sides[s].present || !pl->sides[s].n_mods)
+			continue;
+		for (unsigned i = 0; i < pl->n_procs; i++) {
+			struct qpm_proc *p = &pl->procs[i];
+			struct qkd_json j;
+			double v;
+
+			if (p->side != s || p->mod != pl->sides[s].n_mods - 1 || !alive(p) ||
+			    !p->stats || qkd_json_parse(p->stats, strlen(p->stats), &j))
+				continue;
+			if (qkd_json_get_num(j, "keys_per_s_recent", &v))
+				keys += v;
+			if (qkd_json_get_num(j, "bits_per_s_recent", &v))
+				bits += v;
+		}
+		qkd_buf_printf(b, "\"%s_keys_per_s\":", qpm_role_name(s));
+		qkd_buf_json_num(b, keys);
+		qkd_buf_printf(b, ",\"%s_bits_per_s\":", qpm_role_name(s));
+		qkd_buf_json_num(b, bits);
+		qkd_buf_printf(b, ",");
+	}
+	qkd_buf_printf(b, "\"error\":");
 	qkd_buf_json_str(b, pl->error[0] ? pl->error : NULL);
 	if (detail) {
 		qkd_buf_printf(b, ",\"modules\":[");

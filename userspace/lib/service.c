@@ -326,7 +326,6 @@ static void state_put(coap_resource_t *r, coap_session_t *sess, const coap_pdu_t
 	} else if (!strcmp(want, "terminating") || !strcmp(want, "hibernating")) {
 		stop = true;
 	} else {
-		err = NULL;
 		pthread_mutex_unlock(&m->lock);
 		reply_error(resp, COAP_RESPONSE_CODE_BAD_REQUEST,
 			    "state must be one of: running, paused, terminating, hibernating");
