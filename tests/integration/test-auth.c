@@ -440,4 +440,71 @@ TEST(sessions_never_reuse_pool_key)
 	env_free(&e);
 }
 
+TEST(frame_missing_on_one_side)
+{
+	/* Alice lacks frames 3 and 11 (the last), Bob lacks frame 7 (dropped
+	 * upstream on one side only): those are aborted where they exist, and
+	 * both sides finish cleanly whoever runs out first; every other frame is
+	 * authenticated with identical keys, and the pools stay identical */
+	struct qkd_frame *all[2][NF], *in[2][NF], *out[2][NF];
+	struct qkd_keypool *kp;
+	struct env e;
+	char path[256];
+	uint64_t tot[2], spent[2];
+	int n[2] = { 0, 0 }, got[2];
+
+	env_init(&e);
+	for (int i = 0; i < NF; i++) {
+		all[0][i] = amplified((uint64_t)i, 0);
+		all[1][i] = amplified((uint64_t)i, 1);
+		qkd_random(all[0][i]->payload, BITS / 8);
+		memcpy(all[1][i]->payload, all[0][i]->payload, BITS / 8);
+		if (i != 3 && i != NF - 1)
+			in[0][n[0]++] = all[0][i];
+		if (i != 7)
+			in[1][n[1]++] = all[1][i];
+	}
+	ASSERT_EQ(0, write_frames(&e, "a.in", in[0], n[0]));
+	ASSERT_EQ(0, write_frames(&e, "b.in", in[1], n[1]));
+	ASSERT_EQ(0, run_auth(&e));
+	got[0] = read_frames(&e, "a.out", out[0], NF);
+	got[1] = read_frames(&e, "b.out", out[1], NF);
+	ASSERT_EQ(n[0], got[0]);
+	ASSERT_EQ(n[1], got[1]);
+	for (int s = 0; s < 2; s++) {
+		for (int j = 0; j < got[s]; j++) {
+			struct qkd_frame *f = out[s][j];
+
+			if (f->key_id == 3 || f->key_id == 7 || f->key_id == NF - 1) {
+				EXPECT_EQ(QKD_STATE_ABORTED, f->state);
+				continue;
+			}
+			EXPECT_EQ(QKD_STATE_AUTHENTICATED, f->state);
+			/* the same key as the other side's frame of this key id */
+			for (int k = 0; k < got[1 - s]; k++)
+				if (out[1 - s][k]->key_id == f->key_id) {
+					EXPECT_EQ(f->bit_count, out[1 - s][k]->bit_count);
+					EXPECT_EQ(0, memcmp(f->payload, out[1 - s][k]->payload,
+							    f->payload_len));
+				}
+		}
+	}
+	for (int s = 0; s < 2; s++) {
+		snprintf(path, sizeof(path), "%s/%c.pool", e.dir, s ? 'b' : 'a');
+		kp = qkd_keypool_open(path);
+		ASSERT_NE(NULL, kp);
+		ASSERT_EQ(0, qkd_keypool_stat(kp, NULL, &tot[s], &spent[s]));
+		qkd_keypool_close(kp);
+	}
+	EXPECT_EQ(tot[0], tot[1]);
+	EXPECT_EQ(spent[0], spent[1]);
+	for (int s = 0; s < 2; s++) {
+		for (int i = 0; i < NF; i++)
+			qkd_frame_free(all[s][i]);
+		for (int j = 0; j < got[s]; j++)
+			qkd_frame_free(out[s][j]);
+	}
+	env_free(&e);
+}
+
 TEST_HARNESS_MAIN
