@@ -13,8 +13,11 @@
  *   - --help lists the schedules; an unknown schedule is a usage error.
  * Binaries come from $QKD_BUILD/bin (default build/bin).
  */
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,7 +44,6 @@ static void env_init(struct env *e)
 {
 	const char *b = getenv("QKD_BUILD");
 	char cmd[256], *top = realpath(b ? b : "build", NULL);
-	unsigned r;
 
 	snprintf(e->bin, sizeof(e->bin), "%s/bin", top ? top : "build");
 	free(top);
@@ -54,8 +56,19 @@ static void env_init(struct env *e)
 		 "cp a.pool.spent b.pool.spent", e->dir);
 	if (system(cmd))
 		abort();
-	qkd_random(&r, sizeof(r));
-	e->port = 20000 + (int)(r % 30000);
+	/* A port nobody listens on now (the kernel's pick), not a random guess. */
+	{
+		struct sockaddr_in a = { .sin_family = AF_INET,
+					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		socklen_t l = sizeof(a);
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+		if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
+		    getsockname(fd, (struct sockaddr *)&a, &l))
+			abort();
+		e->port = ntohs(a.sin_port);
+		close(fd);
+	}
 }
 
 static void env_free(struct env *e)
