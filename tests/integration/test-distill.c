@@ -183,7 +183,7 @@ static int run_pair(struct env *e, const char *vars, bool fresh_pools, int timeo
 
 	snprintf(cmd, sizeof(cmd),
 		 ". '%s/scripts/lib/pipeline.sh' && QKD_BIN='%s' && QKD_PORT=%d && "
-		 "QKD_COMMON='--log-level warning --peer-timeout 8000' && %s && "
+		 "QKD_COMMON='--log-level warning --peer-timeout 20000' && %s && "
 		 "%s qkd_pair '%s'",
 		 e->top, e->bin, e->port, vars,
 		 fresh_pools ? "qkd_pools \"$PWD\" 1048576 &&" : "", e->dir);
