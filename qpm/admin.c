@@ -272,7 +272,12 @@ static void h_load(struct req *r)
 	for (pp = &qpm.pipelines; *pp; pp = &(*pp)->next)
 		;
 	*pp = pl;
-	qpm_log(QPM_INFO, "pipeline %s loaded from %s", pl->name, source);
+	qpm_pipeline_restore(pl);
+	if (qpm_persist_save(pl->name, (const char *)r->body, r->len))
+		qpm_log(QPM_WARN, "pipeline %s: cannot keep its definition in %s", pl->name,
+			qpm.run_dir);
+	qpm_log(QPM_INFO, "pipeline %s loaded from %s (%s)", pl->name, source,
+		qpm_state_name(pl->state));
 	coap_add_option(r->resp, COAP_OPTION_LOCATION_PATH, 9, (const uint8_t *)"pipelines");
 	coap_add_option(r->resp, COAP_OPTION_LOCATION_PATH, strlen(pl->name),
 			(const uint8_t *)pl->name);
@@ -342,6 +347,7 @@ static void h_pipeline(struct req *r)
 			for (pp = &qpm.pipelines; *pp != pl; pp = &(*pp)->next)
 				;
 			*pp = pl->next;
+			qpm_persist_remove(pl->name);
 			qpm_log(QPM_INFO, "pipeline %s unloaded", pl->name);
 			qpm_pipeline_free(pl);
 			coap_pdu_set_code(r->resp, COAP_RESPONSE_CODE(202));

@@ -1,7 +1,7 @@
 # qpm: the QKD Protocol Manager daemon and its admin CLI.
 # They link the control-plane helpers of libqkd directly (not the whole
 # archive), and qpm links the DTLS-capable libcoap (OpenSSL) for remote admin.
-QPM_SRCS    := qpm/qpm.c qpm/admin.c qpm/pipeline.c qpm/supervise.c
+QPM_SRCS    := qpm/qpm.c qpm/admin.c qpm/pipeline.c qpm/supervise.c qpm/persist.c
 QPMCTL_SRCS := qpm/qpmctl.c
 QPM_LIBOBJS := $(B)/userspace/lib/service-json.o $(B)/userspace/lib/service-client.o
 QPM_LDLIBS  := $(filter-out -lcoap-3-notls,$(PKG_LIBS)) \

@@ -356,20 +356,34 @@ static int load_file(const char *path)
 	}
 	fclose(f);
 	pl = qpm_pipeline_load(buf, (size_t)n, path, &err);
-	free(buf);
 	if (!pl) {
 		fprintf(stderr, "%s", err.s ? err.s : "invalid pipeline\n");
 		qkd_buf_free(&err);
-		return -1;
-	}
-	if (qpm_pipeline_find(pl->name)) {
-		fprintf(stderr, "qpm: %s: pipeline %s loaded twice\n", path, pl->name);
-		qpm_pipeline_free(pl);
+		free(buf);
 		return -1;
 	}
 	for (pp = &qpm.pipelines; *pp; pp = &(*pp)->next)
+		if (!strcmp((*pp)->name, pl->name)) {
+			struct qpm_pipeline *old = *pp;
+
+			/* --load wins over the kept copy of the same pipeline. */
+			if (old->starts == 0 && strstr(old->source, "/pipelines/")) {
+				*pp = old->next;
+				qpm_pipeline_free(old);
+				break;
+			}
+			fprintf(stderr, "qpm: %s: pipeline %s loaded twice\n", path, pl->name);
+			qpm_pipeline_free(pl);
+			free(buf);
+			return -1;
+		}
+	for (pp = &qpm.pipelines; *pp; pp = &(*pp)->next)
 		;
 	*pp = pl;
+	qpm_pipeline_restore(pl);
+	if (qpm_persist_save(pl->name, buf, (size_t)n))
+		qpm_log(QPM_WARN, "pipeline %s: cannot keep its definition", pl->name);
+	free(buf);
 	return 0;
 }
 
@@ -468,6 +482,7 @@ int main(int argc, char **argv)
 	if (psk && read_psk(psk))
 		return 2;
 	xmlInitParser();
+	qpm_persist_load_all();
 	for (unsigned i = 0; i < n_loads; i++)
 		if (load_file(loads[i]))
 			return 2;

@@ -138,6 +138,8 @@ const char *qpm_role_name(int side);
 int qpm_pipeline_start(struct qpm_pipeline *pl, char *err, size_t errlen);
 int qpm_pipeline_stop(struct qpm_pipeline *pl, bool hibernate, char *err, size_t errlen);
 void qpm_tick(void);
+/* Apply how the pipeline last ended (state dir) to a freshly loaded one. */
+void qpm_pipeline_restore(struct qpm_pipeline *pl);
 void qpm_shutdown(void);
 struct qpm_proc *qpm_proc_find(const char *id);
 int qpm_register(struct qkd_json j, char *err, size_t errlen);
@@ -146,6 +148,11 @@ void qpm_proc_stats_json(struct qpm_proc *p, struct qkd_buf *b);
 void qpm_pipeline_json(struct qpm_pipeline *pl, struct qkd_buf *b, bool detail);
 void qpm_stats_response(coap_session_t *sess, const coap_pdu_t *recv);
 void qpm_session_gone(coap_session_t *sess);
+
+/* persist.c: loaded definitions survive a QPM restart (RUN_DIR/pipelines/). */
+int qpm_persist_save(const char *name, const char *xml, size_t len);
+void qpm_persist_remove(const char *name);
+void qpm_persist_load_all(void);
 
 /* admin.c */
 int qpm_admin_init(coap_context_t *ctx);

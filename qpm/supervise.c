@@ -83,6 +83,69 @@ static const char *state_dir(const struct qpm_pipeline *pl, char *buf, size_t le
 	return buf;
 }
 
+/*
+ * DIR/pipeline.state records how the pipeline last ended, so that a QPM
+ * started again knows: "hibernated" (resume is possible), "stopped",
+ * "running" (the QPM went away while it ran) or "unclean" (a crash). The last
+ * two make the next start open a new key-id epoch.
+ */
+static void mark(struct qpm_pipeline *pl, const char *word)
+{
+	char dbuf[400], path[450], tmp[460];
+	const char *dir = state_dir(pl, dbuf, sizeof(dbuf));
+	int fd;
+
+	if (mkdirs(dir))
+		return;
+	snprintf(path, sizeof(path), "%s/pipeline.state", dir);
+	snprintf(tmp, sizeof(tmp), "%s/pipeline.state.tmp", dir);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	if (write(fd, word, strlen(word)) != (ssize_t)strlen(word) || fsync(fd)) {
+		close(fd);
+		unlink(tmp);
+		return;
+	}
+	close(fd);
+	if (rename(tmp, path))
+		unlink(tmp);
+}
+
+static void mark_end(struct qpm_pipeline *pl)
+{
+	mark(pl, pl->unclean ? "unclean" : pl->state == PL_HIBERNATED ? "hibernated" : "stopped");
+}
+
+void qpm_pipeline_restore(struct qpm_pipeline *pl)
+{
+	char dbuf[400], path[450], word[32] = "";
+	const char *dir = state_dir(pl, dbuf, sizeof(dbuf));
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/epoch", dir);
+	f = fopen(path, "re");
+	if (f) {
+		unsigned long long e;
+
+		if (fscanf(f, "%llu", &e) == 1)
+			pl->epoch = e;
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "%s/pipeline.state", dir);
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	if (!fgets(word, sizeof(word), f))
+		word[0] = '\0';
+	fclose(f);
+	if (!strcmp(word, "hibernated"))
+		pl->state = PL_HIBERNATED;
+	else if (!strcmp(word, "running") || !strcmp(word, "unclean"))
+		pl->unclean = true;
+	qpm_log(QPM_INFO, "pipeline %s: last ended %s", pl->name, word[0] ? word : "unknown");
+}
+
 /* The process table of a pipeline, built once; restarts reuse it. */
 static int build_procs(struct qpm_pipeline *pl, char *err, size_t errlen)
 {
@@ -492,6 +555,7 @@ static int spawn_all(struct qpm_pipeline *pl, char *err, size_t errlen)
 	pl->starts++;
 	pl->unclean = false;
 	pl->state = PL_STARTING;
+	mark(pl, "running");
 	pl->deadline_ms = qpm_now_ms() + pl->register_timeout_ms;
 	pl->killed = false;
 	return 0;
@@ -575,8 +639,10 @@ int qpm_pipeline_stop(struct qpm_pipeline *pl, bool hibernate, char *err, size_t
 	for (unsigned i = 0; i < pl->n_procs; i++)
 		if (pl->procs[i].mod == 0 && alive(&pl->procs[i]))
 			ask_to_stop(&pl->procs[i], hibernate ? "hibernating" : "terminating");
-	if (!n_alive(pl))
+	if (!n_alive(pl)) {
 		pl->state = hibernate ? PL_HIBERNATED : PL_STOPPED;
+		mark_end(pl);
+	}
 	qpm_log(QPM_INFO, "pipeline %s: %s", pl->name, qpm_state_name(pl->state));
 	return 0;
 }
@@ -592,6 +658,7 @@ static void fail(struct qpm_pipeline *pl, const char *fmt, ...)
 	qpm_log(QPM_ERR, "pipeline %s failed: %s", pl->name, pl->error);
 	pl->state = PL_FAILED;
 	pl->unclean = true;
+	mark(pl, "unclean");
 	pl->restart_pending = false;
 	pl->killed = false;
 	pl->deadline_ms = qpm_now_ms() + pl->stop_timeout_ms;
@@ -787,6 +854,7 @@ static void tick_pipeline(struct qpm_pipeline *pl, uint64_t now)
 	case PL_RUNNING:
 		if (!alive_n) {
 			pl->state = PL_COMPLETED;
+			mark_end(pl);
 			qpm_log(QPM_INFO, "pipeline %s: completed (every process ended its input)",
 				pl->name);
 		} else if (now - pl->running_since_ms > STABLE_MS) {
@@ -818,6 +886,7 @@ static void tick_pipeline(struct qpm_pipeline *pl, uint64_t now)
 	case PL_HIBERNATING:
 		if (!alive_n) {
 			pl->state = pl->state == PL_STOPPING ? PL_STOPPED : PL_HIBERNATED;
+			mark_end(pl);
 			qpm_log(QPM_INFO, "pipeline %s: %s", pl->name, qpm_state_name(pl->state));
 			return;
 		}

@@ -164,19 +164,52 @@ static void write_full_pipeline(const char *dir, const char *name, const char *e
 	fclose(f);
 }
 
+/* Start qpm on dir's run directory and port; its pid once it answers, or -1. */
+static pid_t start_qpm(const char *dir, const char *port)
+{
+	char qpm_bin[600], rundir[128], listen[64], mods[128];
+	struct qkd_coap_reply r;
+	pid_t pid;
+
+	snprintf(qpm_bin, sizeof(qpm_bin), "%s/qpm", bindir);
+	snprintf(rundir, sizeof(rundir), "%s/run", dir);
+	snprintf(listen, sizeof(listen), "127.0.0.1:%s", port);
+	snprintf(mods, sizeof(mods), "%s/modules", dir);
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (!pid) {
+		char log[128];
+		int fd;
+
+		snprintf(log, sizeof(log), "%s/qpm.log", dir);
+		fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		dup2(fd, 2);
+		execl(qpm_bin, "qpm", "--listen", listen, "--run-dir", rundir, "--module-dir",
+		      mods, "--log-level", "debug", (char *)NULL);
+		_exit(127);
+	}
+	/* Ready when it answers. */
+	for (int i = 0; i < 100; i++) {
+		if (!qkd_coap_request("127.0.0.1", port, COAP_REQUEST_GET, "qpm", NULL, 0,
+				      QKD_CF_NONE, QKD_CF_NONE, 200, NULL, &r)) {
+			qkd_coap_reply_free(&r);
+			return pid;
+		}
+		usleep(50000);
+	}
+	return -1;
+}
+
 FIXTURE_SETUP(qpm)
 {
-	char qpm_bin[600], rundir[128], listen[64], mods[128], hang[160];
-	struct qkd_coap_reply r;
+	char mods[128], hang[160];
 	FILE *f;
 
 	find_bindir();
 	strcpy(self->dir, "/tmp/qpm-test.XXXXXX");
 	ASSERT_NE(NULL, mkdtemp(self->dir));
 	snprintf(self->port, sizeof(self->port), "%u", free_udp_port());
-	snprintf(qpm_bin, sizeof(qpm_bin), "%s/qpm", bindir);
-	snprintf(rundir, sizeof(rundir), "%s/run", self->dir);
-	snprintf(listen, sizeof(listen), "127.0.0.1:%s", self->port);
 	/*
 	 * A module that never speaks CoAP (think of a third-party stage stuck in
 	 * its set-up): it sits in a module directory searched before build/bin.
@@ -189,28 +222,8 @@ FIXTURE_SETUP(qpm)
 	fputs("#!/bin/sh\nexec sleep 60\n", f);
 	fclose(f);
 	chmod(hang, 0700);
-	self->pid = fork();
-	ASSERT_GE(self->pid, 0);
-	if (!self->pid) {
-		char log[128];
-		int fd;
-
-		snprintf(log, sizeof(log), "%s/qpm.log", self->dir);
-		fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-		dup2(fd, 2);
-		execl(qpm_bin, "qpm", "--listen", listen, "--run-dir", rundir, "--module-dir",
-		      mods, "--log-level", "debug", (char *)NULL);
-		_exit(127);
-	}
-	/* Ready when it answers. */
-	for (int i = 0; i < 50; i++) {
-		if (!qkd_coap_request("127.0.0.1", self->port, COAP_REQUEST_GET, "qpm", NULL, 0,
-				      QKD_CF_NONE, QKD_CF_NONE, 200, NULL, &r)) {
-			qkd_coap_reply_free(&r);
-			break;
-		}
-		usleep(50000);
-	}
+	self->pid = start_qpm(self->dir, self->port);
+	ASSERT_GT(self->pid, 0);
 	ASSERT_EQ(0, make_pools(self->dir, "p1"));
 	ASSERT_EQ(0, make_pools(self->dir, "p2"));
 }
@@ -700,6 +713,50 @@ TEST_F_TIMEOUT(qpm, hibernate_resume_two_pipelines, 300)
 			 bindir, self->port)) CTL(self, "show p2 >&2", bindir, self->port);
 	EXPECT_EQ(0, sh("test -s %s/p2.state/bob.estimate.0.state", self->dir));
 	EXPECT_EQ(c2b, check_keys(self->dir, "p2", NULL));
+}
+
+/* A hibernated pipeline outlives the QPM: a new QPM on the same run directory resumes it. */
+TEST_F_TIMEOUT(qpm, hibernated_pipeline_survives_qpm_restart, 180)
+{
+	long c1, c2;
+	uint64_t m1, m2;
+	int st;
+
+	write_pipeline(self->dir, "p1", "", "");
+	ASSERT_EQ(0, CTL(self, "load %s/p1.xml >/dev/null", bindir, self->port, self->dir));
+	ASSERT_EQ(0, CTL(self, "start p1", bindir, self->port));
+	ASSERT_EQ(0, CTL(self, "wait p1 running 15", bindir, self->port));
+	ASSERT_TRUE(wait_done(self->port, "p1", "estimate", 15, 40)) dump_log(self->dir);
+	ASSERT_EQ(0, CTL(self, "hibernate p1", bindir, self->port));
+	ASSERT_EQ(0, CTL(self, "wait p1 hibernated 20", bindir, self->port));
+	c1 = check_keys(self->dir, "p1", &m1);
+	ASSERT_GE(c1, 10);
+
+	kill(self->pid, SIGTERM);
+	ASSERT_EQ(self->pid, waitpid(self->pid, &st, 0));
+	EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	self->pid = start_qpm(self->dir, self->port);
+	ASSERT_GT(self->pid, 0);
+
+	/* The new QPM knows p1 and that it is hibernated. */
+	EXPECT_EQ(0, CTL(self, "wait p1 hibernated 5", bindir, self->port)) dump_log(self->dir);
+	ASSERT_EQ(0, CTL(self, "resume p1", bindir, self->port));
+	ASSERT_EQ(0, CTL(self, "wait p1 running 15", bindir, self->port));
+	ASSERT_TRUE(wait_more(self->port, "p1", "estimate", 15, 40)) dump_log(self->dir);
+	ASSERT_EQ(0, CTL(self, "stop p1", bindir, self->port));
+	ASSERT_EQ(0, CTL(self, "wait p1 stopped 20", bindir, self->port));
+	c2 = check_keys(self->dir, "p1", &m2);
+	TH_LOG("%ld common keys before the QPM restart, %ld after; largest key id %llu -> %llu",
+	       c1, c2, (unsigned long long)m1, (unsigned long long)m2);
+	EXPECT_GE(c2, c1 + 10);
+	EXPECT_GT(m2, m1);
+	/* Unloading forgets it for good: a third QPM does not bring it back. */
+	EXPECT_EQ(0, CTL(self, "unload p1", bindir, self->port));
+	kill(self->pid, SIGTERM);
+	waitpid(self->pid, &st, 0);
+	self->pid = start_qpm(self->dir, self->port);
+	ASSERT_GT(self->pid, 0);
+	EXPECT_EQ(1, CTL(self, "show p1 >/dev/null 2>&1", bindir, self->port));
 }
 
 TEST_F_TIMEOUT(qpm, live_parameter_change, 120)
