@@ -174,7 +174,7 @@ static void show_logs(struct env *e)
  * identical pools first. Returns the exit status of qkd_pair (0: every stage
  * of both sides ended cleanly), -1 on timeout.
  */
-static int run_pair(struct env *e, const char *vars, bool fresh_pools, int timeout_s)
+static int run_pair_once(struct env *e, const char *vars, bool fresh_pools, int timeout_s)
 {
 	char cmd[4096];
 	time_t end = time(NULL) + timeout_s;
@@ -213,6 +213,25 @@ static int run_pair(struct env *e, const char *vars, bool fresh_pools, int timeo
 	st = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 	if (st)
 		show_logs(e);
+	return st;
+}
+
+/*
+ * Other jobs on the machine may hold one of the six ports: with fresh pools
+ * and no man in the middle the run is repeated once on other ports.
+ */
+static int run_pair(struct env *e, const char *vars, bool fresh_pools, int timeout_s)
+{
+	char cmd[256];
+	int st = run_pair_once(e, vars, fresh_pools, timeout_s);
+
+	snprintf(cmd, sizeof(cmd), "grep -qs 'Address already in use' %s/*.log", e->dir);
+	if (st > 0 && fresh_pools && !strstr(vars, "QKD_PEER_") && !system(cmd)) {
+		e->port = e->port >= 31000 ? 20000 : e->port + 500;
+		fprintf(stderr, "# a port was taken; again from port %d\n", e->port);
+		e->keep = false;
+		st = run_pair_once(e, vars, fresh_pools, timeout_s);
+	}
 	return st;
 }
 
