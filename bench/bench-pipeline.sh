@@ -33,7 +33,7 @@ while [ $# -gt 0 ]; do
 	--repeat) repeat=$2; shift ;;
 	--build) build=$2; shift ;;
 	--keep) keep=1 ;;
-	-h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench-pipeline: unknown option $1 (see --help)" >&2; exit 2 ;;
 	esac
 	shift
