@@ -23,7 +23,7 @@
 #   defaults: 40 frames of 2097152 slots (about 230 000 sifted bits, a
 #   2^18-bit block after estimation, 9 Mbit sifted in all), best of 3.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 build=${QKD_BUILD:-build}
 frames=40 slots=2097152 repeat=3 keep=0
 while [ $# -gt 0 ]; do
@@ -41,7 +41,9 @@ done
 . scripts/lib/pipeline.sh
 QKD_BIN=$build/bin
 for b in qkd-sim qkd-cat $(printf 'qkd-%s ' $QKD_STAGES); do
-	[ -x "$QKD_BIN/$b" ] || { echo "bench-pipeline: $QKD_BIN/$b missing; run make" >&2; exit 1; }
+	[ -x "$QKD_BIN/$b" ] && continue
+	echo "bench-pipeline: $QKD_BIN/$b missing; run make" >&2
+	exit 1
 done
 full_stages=$QKD_STAGES
 base=/tmp
@@ -88,7 +90,7 @@ run() {
 		echo "$t" > "$d/wall_us"
 		if [ -z "$best" ] || [ "$t" -lt "$best" ]; then
 			best=$t
-			rm -rf "$work/$name"
+			rm -rf "${work:?}/$name"
 			mv "$d" "$work/$name"
 		else
 			rm -rf "$d"
@@ -118,11 +120,12 @@ nkeys=${keys% *} keybits=${keys#* }
 
 mbps() { awk -v b="$1" -v us="$2" 'BEGIN { printf "%.1f", b / us }'; }
 secs() { awk -v us="$1" 'BEGIN { printf "%.3f", us / 1e6 }'; }
-ceil_us=$(cat "$work/ceiling.best") full_us=$(cat "$work/full.best") live_us=$(cat "$work/live.best")
-fb_us=$(cat "$work/fallback.best")
+ceil_us=$(cat "$work/ceiling.best") full_us=$(cat "$work/full.best")
+live_us=$(cat "$work/live.best") fb_us=$(cat "$work/fallback.best")
 raw_mb=$(awk -v f="$frames" -v s="$slots" 'BEGIN { printf "%.0f", f * s / 1e6 }')
 
-echo "Alice and Bob on $(nproc) cores (load average $load0 before, $(cut -d' ' -f1 /proc/loadavg) after:"
+load1=$(cut -d' ' -f1 /proc/loadavg)
+echo "Alice and Bob on $(nproc) cores (load average $load0 before, $load1 after:"
 echo "other jobs share the cores), QBER 2%: $frames frames of $slots slots,"
 echo "$sifted sifted bits ($raw_mb MB of raw frames per side); best of $repeat runs each"
 printf '  %-44s %8s s  %8s Mbit/s sifted\n' "transport ceiling (6 x qkd-cat per side)" \
@@ -137,7 +140,8 @@ awk -v c="$ceil_us" -v f="$full_us" -v b="$fb_us" 'BEGIN {
 	printf "  distillation reaches %.2f of the transport ceiling'"'"'s rate;", c / f
 	printf " io_uring / fallback: %.2f\n", b / f }'
 echo "  final keys: $nkeys of $frames frames, $keybits bits, identical on both sides" \
-	"(secret fraction of the sifted key $(awk -v k="$keybits" -v s="$sifted" 'BEGIN { printf "%.3f", k / s }'))"
+	"(secret fraction of the sifted key" \
+	"$(awk -v k="$keybits" -v s="$sifted" 'BEGIN { printf "%.3f", k / s }'))"
 
 echo
 echo "CPU time per stage, distillation run from files (user + system, seconds):"
@@ -161,6 +165,7 @@ awk -v t="$total" -v us="$full_us" -v c="$(nproc)" -v s="$sifted" 'BEGIN {
 		"total", t, us / 1e6, t / (us / 1e6)
 	printf "  CPU-bound rate: %.1f Mbit/s sifted if the pipeline had the %d cores to itself\n",
 		s / 1e6 / (t / c), c
-	printf "  (sifted bits / (CPU seconds of both sides / cores); an estimate, not a measurement)\n" }'
+	printf "  (sifted bits / (CPU seconds of both sides / cores): an estimate,"
+	printf " not a measurement)\n" }'
 echo "  (source: qkd-cat reading the raw frames; Mbit/s/core: sifted bits per"
 echo "  CPU second of one side's instance of the stage)"

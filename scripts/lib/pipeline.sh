@@ -189,8 +189,11 @@ qkd_frame_fields() {
 	local file=$1 size off=0 h
 	size=$(stat -c %s "$file") || return 1
 	while [ "$off" -lt "$size" ]; do
-		h=($(od -An -v -t u1 -j "$off" -N 96 "$file"))
-		[ "${#h[@]}" -eq 96 ] || { echo "qkd_frame_fields: $file: truncated frame at byte $off" >&2; return 1; }
+		read -ra h < <(od -An -v -t u1 -w96 -j "$off" -N 96 "$file")
+		if [ "${#h[@]}" -ne 96 ]; then
+			echo "qkd_frame_fields: $file: truncated frame at byte $off" >&2
+			return 1
+		fi
 		local k=0 bits=0 disc=0 q=0 plen=0 j
 		for ((j = 7; j >= 0; j--)); do
 			k=$(((k << 8) | h[8 + j]))

@@ -3,7 +3,7 @@
 # final keys (digest per key id) for the 3% frames and no key for the 14%
 # ones, print the secret fraction against the bound, and never print more
 # than a 16-hex-digit digest prefix (no key material).
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 build=${QKD_BUILD:-build}
 n=0 fail=0
 ok() { n=$((n + 1)); echo "ok $n $1"; }

@@ -749,7 +749,8 @@ TEST_F_TIMEOUT(distill, key_pool_never_reused, 300)
 	for (int i = 0; i < na; i++) {
 		EXPECT_LT(ra[i].s, ra[i].e);
 		if (i)	/* disjoint: no byte was handed out twice */
-			EXPECT_LE(ra[i - 1].e, ra[i].s) TH_LOG("ranges %d and %d overlap", i - 1, i);
+			EXPECT_LE(ra[i - 1].e, ra[i].s)
+				TH_LOG("ranges %d and %d overlap", i - 1, i);
 		/* Bob took exactly the bytes Alice took */
 		EXPECT_EQ(ra[i].s, rb[i].s);
 		EXPECT_EQ(ra[i].e, rb[i].e);
