@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -182,6 +183,8 @@ static pid_t start_qpm(const char *dir, const char *port)
 		char log[128];
 		int fd;
 
+		/* Never outlive the test, even one killed half-way. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		snprintf(log, sizeof(log), "%s/qpm.log", dir);
 		fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
 		dup2(fd, 2);
@@ -1060,6 +1063,7 @@ TEST(dtls_psk_admin)
 	if (!pid) {
 		int fd = open("/dev/null", O_WRONLY);
 
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		dup2(fd, 2);
 		execl(bin, "qpm", "--listen", plain, "--listen", dtls, "--psk-file", psk,
 		      "--run-dir", run, (char *)NULL);
