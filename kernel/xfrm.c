@@ -302,9 +302,21 @@ int qks_xfrm_bind(struct qks_link *link, const struct qks_xfrm_tmpl *t, u32 *id,
 	struct qks_xbind *b;
 	int err;
 
+	/*
+	 * One binding per link: two would take keys in an order that depends on
+	 * when each rekeys, which the peers cannot reproduce.
+	 */
+	mutex_lock(&link->xlock);
+	if (!list_empty(&link->xbinds)) {
+		mutex_unlock(&link->xlock);
+		NL_SET_ERR_MSG(extack, "the link has a binding already: use one link per SA pair");
+		return -EBUSY;
+	}
 	b = kzalloc(sizeof(*b), GFP_KERNEL);
-	if (!b)
+	if (!b) {
+		mutex_unlock(&link->xlock);
 		return -ENOMEM;
+	}
 	kref_get(&link->ref);
 	b->link = link;
 	b->t = *t;
@@ -333,20 +345,21 @@ int qks_xfrm_bind(struct qks_link *link, const struct qks_xfrm_tmpl *t, u32 *id,
 			NL_SET_ERR_MSG(extack, "the link's next key is shorter than 72 bytes");
 		else
 			NL_SET_ERR_MSG(extack, "cannot install the ESP SA");
+		mutex_unlock(&link->xlock);
 		qks_link_put(link);
 		kfree(b);
 		return err;
 	}
 
-	mutex_lock(&link->xlock);
+	/* Fully set up before the link's teardown can see it. */
 	b->id = ++link->next_xid;
-	list_add_tail(&b->node, &link->xbinds);
-	mutex_unlock(&link->xlock);
+	*id = b->id;
 	spin_lock_bh(&qks_xbinds_lock);
 	list_add_tail(&b->all, &qks_xbinds);
 	spin_unlock_bh(&qks_xbinds_lock);
-	*id = b->id;
 	schedule_delayed_work(&b->work, HZ);
+	list_add_tail(&b->node, &link->xbinds);
+	mutex_unlock(&link->xlock);
 	return 0;
 }
 

@@ -13,6 +13,7 @@ not_ok() { n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n $1"; }
 check() { local name=$1; shift; if "$@"; then ok "$name"; else not_ok "$name"; fi; }
 A() { ip netns exec alice "$@"; }
 Bb() { ip netns exec bob "$@"; }
+quiet() { "$@" >/dev/null 2>&1; }
 A_IP=10.77.0.1 B_IP=10.77.0.2
 
 echo "TAP version 13"
@@ -49,7 +50,7 @@ bind() { # ns local peer [extra...]
 ida=$(bind alice $A_IP $B_IP packets 40)
 idb=$(bind bob $B_IP $A_IP packets 40)
 check "bind on both sides" test -n "$ida" -a -n "$idb"
-check "ping passes across the QKD-keyed ESP SAs" A ping -c 3 -W 2 -q $B_IP >/dev/null
+check "ping passes across the QKD-keyed ESP SAs" quiet A ping -c 3 -W 2 -q $B_IP
 check "traffic is ESP (alice's outbound SA counted packets)" \
 	bash -c "ip netns exec alice $Q xfrm show ab | grep -q 'used-packets [1-9]'"
 
@@ -93,6 +94,28 @@ sleep 1
 check "after a pause the sides agree on the key id" \
 	test "$(A "$Q" xfrm show ab | sed -n 's/.* key-id \([0-9]*\).*/\1/p')" = \
 	     "$(Bb "$Q" xfrm show ab | sed -n 's/.* key-id \([0-9]*\).*/\1/p')"
+
+check "a second binding on the same link is refused" \
+	bash -c "! ip netns exec alice $Q xfrm bind ab src $A_IP dst $B_IP spi-base 0x3000 reqid 8 2>/dev/null"
+
+# IPv6, on a link of its own.
+A ip addr add fd77::1/64 dev va nodad; Bb ip addr add fd77::2/64 dev vb nodad
+for ns in alice bob; do
+	l=fd77::1 p=fd77::2
+	[ $ns = bob ] && l=fd77::2 p=fd77::1
+	ip netns exec $ns ip xfrm policy add src $l dst $p dir out \
+		tmpl src $l dst $p proto esp reqid 8 mode transport
+	ip netns exec $ns ip xfrm policy add src $p dst $l dir in \
+		tmpl src $p dst $l proto esp reqid 8 mode transport
+	ip netns exec $ns "$Q" link add ab6 && ip netns exec $ns "$Q" key push ab6 <<<"$keys"
+done
+A "$Q" xfrm bind ab6 src fd77::1 dst fd77::2 spi-base 0x3000 reqid 8 >/dev/null
+Bb "$Q" xfrm bind ab6 src fd77::2 dst fd77::1 spi-base 0x3000 reqid 8 >/dev/null
+check "IPv6: ping passes across QKD-keyed ESP SAs" quiet A ping -6 -c 3 -W 2 -q fd77::2
+check "IPv6: both sides hold the same key" \
+	test -n "$(sa_key alice fd77::1 fd77::2 0x3001)" -a \
+	     "$(sa_key alice fd77::1 fd77::2 0x3001)" = "$(sa_key bob fd77::1 fd77::2 0x3001)"
+A "$Q" link del ab6; Bb "$Q" link del ab6
 
 # Unbind deletes the SAs.
 A "$Q" xfrm unbind ab "$ida"; Bb "$Q" xfrm unbind ab "$idb"
