@@ -8,10 +8,12 @@
 # from files by qkd-cat, so that the measurement is the post-processing, not the
 # simulated optics; a third run with qkd-sim live as the source shows what the
 # simulator costs on the same cores, and a fourth forces the read/write
-# fallback instead of io_uring on every pipe. The baseline, measured in the
-# same run, is the transport ceiling: the same pipeline with qkd-cat in place
-# of each of the six distillation stages (same processes, pipes and frames, no
-# work).
+# fallback instead of io_uring on every pipe, and a fifth runs the source and
+# qkd-sift in --lanes parallel lanes (--instance I/N, frame k in lane k mod N;
+# qkd-estimate merges them), since sifting alternates between Bob and Alice
+# one frame at a time. The baseline, measured in the same run, is the
+# transport ceiling: the same pipeline with qkd-cat in place of each of the
+# six distillation stages (same processes, pipes and frames, no work).
 #
 # Printed: wall time and sifted-key Mbit/s of each run (best of --repeat),
 # the ratios to the ceiling and of io_uring to the fallback, the final key
@@ -19,21 +21,23 @@
 # sides, from the stage's own rusage) with its share of the pipeline's CPU.
 #
 # Usage: bench/bench-pipeline.sh [--frames N] [--slots N] [--repeat N]
-#                                [--build DIR] [--keep]
+#                                [--lanes N] [--build DIR] [--keep]
 #   defaults: 40 frames of 2097152 slots (about 230 000 sifted bits, a
-#   2^18-bit block after estimation, 9 Mbit sifted in all), best of 3.
+#   2^18-bit block after estimation, 9 Mbit sifted in all), best of 3,
+#   2 lanes (1: no lanes run).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 build=${QKD_BUILD:-build}
-frames=40 slots=2097152 repeat=3 keep=0
+frames=40 slots=2097152 repeat=3 keep=0 lanes=2
 while [ $# -gt 0 ]; do
 	case $1 in
 	--frames) frames=$2; shift ;;
 	--slots) slots=$2; shift ;;
 	--repeat) repeat=$2; shift ;;
+	--lanes) lanes=$2; shift ;;
 	--build) build=$2; shift ;;
 	--keep) keep=1 ;;
-	-h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench-pipeline: unknown option $1 (see --help)" >&2; exit 2 ;;
 	esac
 	shift
@@ -64,6 +68,8 @@ sifted=$(awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^sifted=/) s += substr($i, 8
 	END { printf "%d", s }' "$work/truth")
 
 from_files() { "$QKD_BIN/qkd-cat" "$work/raw.$1"; }
+# lane I of N: the frames with key id = I mod N, simulated apart beforehand
+from_lane_files() { "$QKD_BIN/qkd-cat" "$work/raw.$1.${2%/*}"; }
 from_sim() { "$QKD_BIN/qkd-sim" --role "$1" --seed "$seed" $sim --log-level warning; }
 
 # run NAME STAGES SOURCE: best wall time of $repeat runs in $work/NAME.best,
@@ -75,7 +81,7 @@ run() {
 		mkdir -p "$d"
 		qkd_pools "$d"
 		QKD_STAGES=$stages QKD_TIMES=1 QKD_PORT=$((20000 + RANDOM % 12000))
-		eval "qkd_source() { $src \"\$1\"; }"
+		eval "qkd_source() { $src \"\$1\" \"\${3:-0/1}\"; }"
 		s=$(date +%s%N)
 		if ! qkd_pair "$d"; then
 			# reported, and the run does not count; the files stay
@@ -107,6 +113,17 @@ run live "$full_stages" from_sim || exit 1
 export QKD_TRANSPORT=fallback
 run fallback "$full_stages" from_files || exit 1
 unset QKD_TRANSPORT
+if [ "$lanes" -gt 1 ]; then
+	# the same frames, split by key id into one file per lane
+	for ((l = 0; l < lanes; l++)); do
+		"$QKD_BIN/qkd-sim" --seed "$seed" $sim --instance "$l/$lanes" \
+			--alice-out "$work/raw.alice.$l" --bob-out "$work/raw.bob.$l" \
+			--log-level warning || exit 1
+	done
+	QKD_LANES=$lanes
+	run lanes "$full_stages" from_lane_files || exit 1
+	QKD_LANES=1
+fi
 
 # Alice's and Bob's final keys must be the same, key id by key id.
 qkd_key_digests "$work/full/alice.keys" > "$work/alice.digests"
@@ -136,6 +153,11 @@ printf '  %-44s %8s s  %8s Mbit/s sifted\n' "distillation, qkd-sim live as the s
 	"$(secs "$live_us")" "$(mbps "$sifted" "$live_us")"
 printf '  %-44s %8s s  %8s Mbit/s sifted\n' "distillation, files, read/write fallback" \
 	"$(secs "$fb_us")" "$(mbps "$sifted" "$fb_us")"
+if [ "$lanes" -gt 1 ]; then
+	lanes_us=$(cat "$work/lanes.best")
+	printf '  %-44s %8s s  %8s Mbit/s sifted\n' "distillation, files, qkd-sift in $lanes lanes" \
+		"$(secs "$lanes_us")" "$(mbps "$sifted" "$lanes_us")"
+fi
 awk -v c="$ceil_us" -v f="$full_us" -v b="$fb_us" 'BEGIN {
 	printf "  distillation reaches %.2f of the transport ceiling'"'"'s rate;", c / f
 	printf " io_uring / fallback: %.2f\n", b / f }'

@@ -34,13 +34,19 @@
 #                  on; QKD_SIM_ARGS apply to every run (the same --seed on both
 #                  sides gives the two halves of one link)
 #   QKD_TRUTH      file for qkd-sim's per-frame ground truth (Alice's source)
+#   QKD_LANES      N > 1: the source and the leading stages listed in
+#                  QKD_LANE_STAGES (default "sift") run as N parallel lanes,
+#                  lane I with --instance I/N (frame k in lane k mod N) and its
+#                  own peer channels on ports QKD_PORT + 8 I + i; the next stage
+#                  merges the lanes back into key-id order (--in per lane)
 #
-# qkd_source ROLE DIR writes the raw frames of one side to stdout (qkd-sim as
-# described above). Callers may redefine it after sourcing.
+# qkd_source ROLE DIR [I/N] writes the raw frames of one side (of lane I of N)
+# to stdout (qkd-sim as described above). Callers may redefine it after
+# sourcing.
 #
 # Each stage writes its stderr to DIR/ROLE.STAGE.log and its exit status to
-# DIR/ROLE.STAGE.rc. A stage named "cat" is qkd-cat (no peer channel): the
-# transport ceiling of the benchmark.
+# DIR/ROLE.STAGE.rc (DIR/ROLE.STAGE@I.* for lane I). A stage named "cat" is
+# qkd-cat (no peer channel): the transport ceiling of the benchmark.
 
 QKD_BIN=${QKD_BIN:-build/bin}
 QKD_STAGES=${QKD_STAGES:-sift estimate cascade confirm pa auth}
@@ -53,6 +59,8 @@ QKD_TAPS=${QKD_TAPS:-}
 QKD_TIMES=${QKD_TIMES:-0}
 QKD_QBERS=${QKD_QBERS:-}
 QKD_TRUTH=${QKD_TRUTH:-}
+QKD_LANES=${QKD_LANES:-1}
+QKD_LANE_STAGES=${QKD_LANE_STAGES:-sift}
 
 # The stages that are followed by another peer stage fold their transcripts
 # into each frame (defer-auth) for qkd-auth to close; without qkd-auth in the
@@ -71,11 +79,14 @@ qkd_pools() {
 }
 
 qkd_source() {
-	local role=$1 k=0 q n truth=
-	[ "$role" = alice ] && [ -n "$QKD_TRUTH" ] && truth="--truth $QKD_TRUTH"
+	local role=$1 lane=${3:-0/1} k=0 q n truth= inst=
+	[ "$lane" != 0/1 ] && inst="--instance $lane"
+	# one truth file: lane 0 only (qkd-sim truncates it)
+	[ "$role" = alice ] && [ -n "$QKD_TRUTH" ] && [ "${lane%/*}" = 0 ] &&
+		truth="--truth $QKD_TRUTH"
 	if [ -z "$QKD_QBERS" ]; then
 		# shellcheck disable=SC2086
-		"$QKD_BIN/qkd-sim" --role "$role" --log-level warning $truth $QKD_SIM_ARGS
+		"$QKD_BIN/qkd-sim" --role "$role" --log-level warning $truth $inst $QKD_SIM_ARGS
 		return
 	fi
 	# qkd-sim truncates its truth file (it appends only when resuming from
@@ -85,8 +96,8 @@ qkd_source() {
 		n=1
 		case $q in *'*'*) n=${q#*\*}; q=${q%\**} ;; esac
 		# shellcheck disable=SC2086
-		"$QKD_BIN/qkd-sim" --role "$role" --log-level warning $truth $QKD_SIM_ARGS \
-			--first-key-id "$k" --frames "$n" --qber "$q" || return 1
+		"$QKD_BIN/qkd-sim" --role "$role" --log-level warning $truth $inst \
+			$QKD_SIM_ARGS --first-key-id "$k" --frames "$n" --qber "$q" || return 1
 		[ -n "$truth" ] && cat "$QKD_TRUTH.part" >> "$QKD_TRUTH"
 		k=$((k + n))
 	done
@@ -123,9 +134,12 @@ _qkd_run() {
 	return "$rc"
 }
 
-# _qkd_stage_cmd ROLE DIR I NAME: the command line of stage NAME (index I).
+# _qkd_stage_cmd ROLE DIR I NAME [LANE/N]: the command line of stage NAME
+# (index I), or of its instance in lane LANE of N.
 _qkd_stage_cmd() {
-	local role=$1 dir=$2 i=$3 name=$4 port=$((QKD_PORT + $3)) addr extra over
+	local role=$1 dir=$2 name=$4 lane=${5:-0/1} port addr extra over inst=
+	port=$((QKD_PORT + $3 + 8 * ${lane%/*}))
+	[ "$lane" != 0/1 ] && inst="--instance $lane"
 	if [ "$name" = cat ]; then
 		echo "$QKD_BIN/qkd-cat"
 		return
@@ -142,18 +156,50 @@ _qkd_stage_cmd() {
 	else
 		extra="${!extra:-}"
 	fi
-	echo "$QKD_BIN/qkd-$name --role $role $addr --keypool $dir/$role.pool $QKD_COMMON $extra"
+	echo "$QKD_BIN/qkd-$name --role $role $addr $inst --keypool $dir/$role.pool" \
+		"$QKD_COMMON $extra"
 }
 
 # qkd_side ROLE DIR: run ROLE's whole chain in the foreground; final frames in
 # DIR/ROLE.keys. Returns 0 when every stage exited 0.
 qkd_side() {
-	local role=$1 dir=$2 i=0 name chain cmd
+	local role=$1 dir=$2 i=0 name chain cmd l merge= pids=() rest=
 	rm -f "$dir/$role".*.rc
-	chain="_qkd_run $dir/$role.sim qkd_source $role $dir"
-	for name in $QKD_STAGES; do
+	if [ "$QKD_LANES" -gt 1 ]; then
+		# the leading lane stages, N times, each lane into a FIFO
+		for name in $QKD_STAGES; do
+			case " $QKD_LANE_STAGES " in
+			*" $name "*) [ -z "$rest" ] && { i=$((i + 1)); continue; } ;;
+			esac
+			rest="$rest $name"
+		done
+		for ((l = 0; l < QKD_LANES; l++)); do
+			rm -f "$dir/$role.lane$l"
+			mkfifo "$dir/$role.lane$l" || return 1
+			chain="_qkd_run $dir/$role.sim@$l qkd_source $role $dir $l/$QKD_LANES"
+			i=0
+			for name in $QKD_STAGES; do
+				case " $rest " in *" $name "*) break ;; esac
+				cmd=$(_qkd_stage_cmd "$role" "$dir" "$i" "$name" "$l/$QKD_LANES")
+				chain="$chain | _qkd_run $dir/$role.$name@$l $cmd"
+				i=$((i + 1))
+			done
+			eval "$chain > $dir/$role.lane$l &"
+			pids+=($!)
+			merge="$merge --in $dir/$role.lane$l"
+		done
+		chain=
+	else
+		rest=$QKD_STAGES
+		chain="_qkd_run $dir/$role.sim qkd_source $role $dir"
+	fi
+	for name in $rest; do
 		cmd=$(_qkd_stage_cmd "$role" "$dir" "$i" "$name")
-		chain="$chain | _qkd_run $dir/$role.$name $cmd"
+		if [ -z "$chain" ]; then
+			chain="_qkd_run $dir/$role.$name $cmd $merge"
+		else
+			chain="$chain | _qkd_run $dir/$role.$name $cmd"
+		fi
 		case " $QKD_TAPS " in
 		*" $name "*)
 			[ "$role" = alice ] &&
@@ -163,24 +209,43 @@ qkd_side() {
 		i=$((i + 1))
 	done
 	eval "$chain > $dir/$role.keys"
+	for l in "${pids[@]}"; do
+		wait "$l"
+	done
+	rm -f "$dir/$role".lane*
 	qkd_side_ok "$dir" "$role"
 }
 
+# _qkd_files DIR ROLE STAGE EXT: the stage's files (one per lane if in lanes).
+_qkd_files() {
+	local l
+	if [ -e "$1/$2.$3@0.$4" ]; then
+		for ((l = 0; l < QKD_LANES; l++)); do
+			echo "$1/$2.$3@$l.$4"
+		done
+	else
+		echo "$1/$2.$3.$4"
+	fi
+}
+
 qkd_side_ok() {
-	local dir=$1 role=$2 name rc
+	local dir=$1 role=$2 name rc f
 	for name in sim $QKD_STAGES; do
-		rc=$(cat "$dir/$role.$name.rc" 2>/dev/null) || rc=missing
-		[ "$rc" = 0 ] || return 1
+		for f in $(_qkd_files "$dir" "$role" "$name" rc); do
+			rc=$(cat "$f" 2>/dev/null) || rc=missing
+			[ "$rc" = 0 ] || return 1
+		done
 	done
 }
 
-# qkd_cpu DIR ROLE STAGE: CPU seconds (user + system) the stage used.
+# qkd_cpu DIR ROLE STAGE: CPU seconds (user + system) the stage used (all its
+# lanes together).
 qkd_cpu() {
-	awk 'NR == 2 { t = 0
-	       for (i = 1; i <= NF; i++) {
+	# shellcheck disable=SC2046
+	awk 'FNR == 2 { for (i = 1; i <= NF; i++) {
 		       split($i, p, /[ms]/); t += p[1] * 60 + p[2]
-	       }
-	       printf "%.3f\n", t }' "$1/$2.$3.cpu"
+	       } }
+	     END { printf "%.3f\n", t }' $(_qkd_files "$1" "$2" "$3" cpu)
 }
 
 # qkd_frame_fields FILE: one line per frame, "offset key_id state bits qber_ppm
