@@ -79,7 +79,7 @@ qkd_pools() {
 }
 
 qkd_source() {
-	local role=$1 lane=${3:-0/1} k=0 q n truth= inst=
+	local role=$1 lane=${3:-0/1} k=0 q n truth='' inst=''
 	[ "$lane" != 0/1 ] && inst="--instance $lane"
 	# one truth file: lane 0 only (qkd-sim truncates it)
 	[ "$role" = alice ] && [ -n "$QKD_TRUTH" ] && [ "${lane%/*}" = 0 ] &&
@@ -163,7 +163,7 @@ _qkd_stage_cmd() {
 # qkd_side ROLE DIR: run ROLE's whole chain in the foreground; final frames in
 # DIR/ROLE.keys. Returns 0 when every stage exited 0.
 qkd_side() {
-	local role=$1 dir=$2 i=0 name chain cmd l merge= pids=() rest=
+	local role=$1 dir=$2 i=0 name chain cmd l merge='' pids=() rest=''
 	rm -f "$dir/$role".*.rc
 	if [ "$QKD_LANES" -gt 1 ]; then
 		# the leading lane stages, N times, each lane into a FIFO
