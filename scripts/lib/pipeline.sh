@@ -34,6 +34,7 @@
 #                  on; QKD_SIM_ARGS apply to every run (the same --seed on both
 #                  sides gives the two halves of one link)
 #   QKD_TRUTH      file for qkd-sim's per-frame ground truth (Alice's source)
+#                  (of lane 0 only when there are lanes)
 #   QKD_LANES      N > 1: the source and the leading stages listed in
 #                  QKD_LANE_STAGES (default "sift") run as N parallel lanes,
 #                  lane I with --instance I/N (frame k in lane k mod N) and its
