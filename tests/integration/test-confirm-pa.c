@@ -377,6 +377,75 @@ TEST(fixed_ratio_mode)
 	env_free(&e);
 }
 
+/*
+ * The smallest n >= from for which the Toeplitz seed of n + n / 2 - 1 bits
+ * (fixed mode, ratio 0.5) ends exactly on a word boundary and its allocation
+ * (one spare word) is an odd number of words: a write of one word past that
+ * allocation lands on the next malloc chunk's header, which glibc notices
+ * when the seed is freed (outside the tcache: above 1032 bytes).
+ */
+static uint64_t seed_on_word_boundary(uint64_t from)
+{
+	for (uint64_t n = from;; n++) {
+		uint64_t s = n + n / 2 - 1;
+
+		if (s % 64 == 0 && (s / 64) % 2 == 0)
+			return n;
+	}
+}
+
+/*
+ * Blocks of varying lengths as sifting and estimation leave them, among them
+ * lengths whose seed fills its last word exactly: qkd-pa wiped one word past
+ * such a seed ('double free or corruption (!prev)' on both sides in the whole
+ * pipeline, a heap-buffer-overflow under ASan).
+ */
+TEST(seed_lengths_on_word_boundaries)
+{
+	uint64_t bits[] = {
+		seed_on_word_boundary(80),	/* 86: seed of 2 words, naive product */
+		99999,
+		seed_on_word_boundary(6000),	/* seed above the tcache sizes */
+		seed_on_word_boundary(6001),
+		4097,
+		seed_on_word_boundary(40000),
+		seed_on_word_boundary(116000),	/* a frame of the pipeline's size */
+		116001,
+		seed_on_word_boundary(116001),
+		seed_on_word_boundary(2000) + 1, /* next to one: seed ends one bit in */
+		seed_on_word_boundary(2000) - 1, /* and one bit short of the boundary */
+	};
+	enum { N = sizeof(bits) / sizeof(bits[0]) };
+	struct qkd_frame *a[N], *b[N], *oa[MAX_FRAMES], *ob[MAX_FRAMES];
+	struct env e;
+
+	ASSERT_EQ(86u, bits[0]);
+	env_init(&e);
+	for (int i = 0; i < N; i++) {
+		a[i] = corrected(300 + i, bits[i], QKD_QBER_UNKNOWN, 0, 0);
+		b[i] = corrected(300 + i, bits[i], QKD_QBER_UNKNOWN, 0, 1);
+		random_key(a[i], b[i]);
+	}
+	ASSERT_EQ(0, write_frames(&e, "a.in", a, N));
+	ASSERT_EQ(0, write_frames(&e, "b.in", b, N));
+	ASSERT_EQ(0, run_chains(&e, "--mode fixed --ratio 0.5", 60));
+	ASSERT_EQ(N, read_frames(&e, "a.out", oa, MAX_FRAMES));
+	ASSERT_EQ(N, read_frames(&e, "b.out", ob, MAX_FRAMES));
+	for (int i = 0; i < N; i++) {
+		ASSERT_EQ(QKD_STATE_AMPLIFIED, oa[i]->state) TH_LOG("frame %d, n %" PRIu64, i,
+								      bits[i]);
+		ASSERT_EQ(QKD_STATE_AMPLIFIED, ob[i]->state);
+		ASSERT_EQ(bits[i] / 2, oa[i]->bit_count);
+		ASSERT_EQ(bits[i] / 2, ob[i]->bit_count);
+		ASSERT_EQ(0, memcmp(oa[i]->payload, ob[i]->payload, oa[i]->payload_len));
+		qkd_frame_free(a[i]);
+		qkd_frame_free(b[i]);
+		qkd_frame_free(oa[i]);
+		qkd_frame_free(ob[i]);
+	}
+	env_free(&e);
+}
+
 /* Write n equal random frames of bits each (QBER 2 %) for both sides. */
 static void equal_frames(struct env *e, int n, uint64_t bits, uint64_t disclosed)
 {

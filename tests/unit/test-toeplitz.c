@@ -251,6 +251,69 @@ TEST(large_blocks_reuse_work_arrays)
 	qkd_gf2poly_release_cache();
 }
 
+/* Random bits in exactly ceil(bits / 64) words: no slack for a stray access to hide in. */
+static uint64_t *exact_bits(uint64_t bits)
+{
+	size_t words = words_of(bits);
+	uint64_t *p = malloc(words * 8);
+
+	if (p && getrandom(p, words * 8, 0) != (ssize_t)(words * 8)) {
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+/*
+ * Blocks one after another in one process, as qkd-pa hashes them: lengths that
+ * vary from block to block (odd, as sifting leaves them), outputs shorter and
+ * longer than half the input, seeds that fill their last word exactly or
+ * spill one bit into a new one, and large blocks of different sizes around
+ * them that take, replace and reuse the cached work arrays. Seed, input and
+ * output are exactly as long as the definition says (as qkd-pa allocates
+ * them), so the sanitizer build sees any access past them.
+ */
+TEST(block_sequence_exact_buffers)
+{
+	static const uint64_t seq[][2] = {
+		{ 116001, 52000 }, { 86, 43 }, { 115713, 50240 }, { 115713, 50239 },
+		{ 1, 1 }, { 113, 16 }, { (1u << 23) + 13, (1u << 22) + 7 },
+		{ 99999, 99999 }, { 5718, 2859 }, { (1u << 24) - 3, 4097 },
+		{ 131071, 128 }, { (1u << 23) - 1, (1u << 22) + 1 }, { 116001, 52000 },
+	};
+
+	for (size_t c = 0; c < sizeof(seq) / sizeof(seq[0]); c++) {
+		uint64_t n = seq[c][0], m = seq[c][1];
+		uint64_t *s = exact_bits(n + m - 1), *x = exact_bits(n);
+		uint64_t *y = malloc(words_of(m) * 8), *z = malloc(words_of(m) * 8);
+
+		ASSERT_NE(NULL, s);
+		ASSERT_NE(NULL, x);
+		ASSERT_NE(NULL, y);
+		ASSERT_NE(NULL, z);
+		memset(y, 0xa5, words_of(m) * 8);
+		ASSERT_EQ(0, qkd_toeplitz_hash(y, s, x, n, m));
+		if (n * m <= (1ull << 33)) {
+			ASSERT_EQ(0, qkd_toeplitz_hash_method(z, s, x, n, m, QKD_TOEPLITZ_NAIVE));
+			ASSERT_EQ(0, memcmp(y, z, words_of(m) * 8))
+				TH_LOG("n %llu m %llu", (unsigned long long)n, (unsigned long long)m);
+		} else {
+			for (int r = 0; r < 16; r++) {
+				uint64_t i = r == 0 ? 0 : r == 1 ? m - 1 : next_rand() % m;
+
+				ASSERT_TRUE(row_agrees(y, s, x, n, m, i))
+					TH_LOG("n %llu m %llu row %llu", (unsigned long long)n,
+					       (unsigned long long)m, (unsigned long long)i);
+			}
+		}
+		free(s);
+		free(x);
+		free(y);
+		free(z);
+	}
+	qkd_gf2poly_release_cache();
+}
+
 TEST(auto_method_agrees)
 {
 	for (int i = 0; i < 20; i++) {

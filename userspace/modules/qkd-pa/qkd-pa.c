@@ -192,9 +192,36 @@ static uint64_t get_le64(const uint8_t *p)
 	return v;
 }
 
-static uint64_t *alloc_words(uint64_t bits)
+/*
+ * A Toeplitz seed of n + l - 1 bits in whole words (what qkd_toeplitz_hash
+ * reads). It remembers its own size, so that it is wiped over exactly what was
+ * allocated: recomputing the size from n and l where it is freed once wiped a
+ * word past the end whenever the seed filled its last word exactly.
+ */
+struct pa_seed {
+	uint64_t *w;
+	size_t bytes;
+};
+
+static int seed_alloc(struct pa_seed *s, uint64_t bits)
 {
-	return calloc((size_t)((bits + 63) / 64) + 1, 8);
+	size_t bytes = (size_t)((bits + 63) / 64) * 8;
+
+	s->w = calloc(1, bytes);
+	if (!s->w)
+		return -ENOMEM;
+	s->bytes = bytes;
+	return 0;
+}
+
+static void seed_wipe_free(struct pa_seed *s)
+{
+	if (s->w) {
+		explicit_bzero(s->w, s->bytes);
+		free(s->w);
+	}
+	s->w = NULL;
+	s->bytes = 0;
 }
 
 /*
@@ -203,7 +230,7 @@ static uint64_t *alloc_words(uint64_t bits)
  * <0 fatal.
  */
 static int alice_exchange(struct qkd_module *m, const struct qkd_frame *f, uint64_t l,
-			  uint64_t **seed)
+			  struct pa_seed *seed)
 {
 	uint64_t n = f->bit_count, sbits = l ? n + l - 1 : 0;
 	size_t sbytes = (size_t)((sbits + 7) / 8), off = 0, chunk = (size_t)p_seed_part;
@@ -211,14 +238,12 @@ static int alice_exchange(struct qkd_module *m, const struct qkd_frame *f, uint6
 	uint8_t *buf;
 	int r;
 
-	*seed = NULL;
 	if (l) {
-		*seed = alloc_words(sbits);
-		if (!*seed)
+		if (seed_alloc(seed, sbits))
 			return -ENOMEM;
-		qkd_random(*seed, sbytes);
+		qkd_random(seed->w, sbytes);
 		if (sbits % 8)
-			((uint8_t *)*seed)[sbytes - 1] &= (uint8_t)((1u << (sbits % 8)) - 1);
+			((uint8_t *)seed->w)[sbytes - 1] &= (uint8_t)((1u << (sbits % 8)) - 1);
 	}
 	/* first message: header and the first part of the seed */
 	size_t first = sbytes < chunk ? sbytes : chunk;
@@ -229,14 +254,15 @@ static int alice_exchange(struct qkd_module *m, const struct qkd_frame *f, uint6
 	put_le64(buf, n);
 	put_le64(buf + 8, l);
 	if (first)
-		memcpy(buf + SEED_HDR, *seed, first);
+		memcpy(buf + SEED_HDR, seed->w, first);
 	r = qkd_module_peer_send(m, f->key_id, MSG_SEED, buf, SEED_HDR + first);
 	free(buf);
 	off = first;
 	while (r > 0 && off < sbytes) {
 		size_t part = sbytes - off < chunk ? sbytes - off : chunk;
 
-		r = qkd_module_peer_send(m, f->key_id, MSG_SEED_PART, (uint8_t *)*seed + off, part);
+		r = qkd_module_peer_send(m, f->key_id, MSG_SEED_PART, (uint8_t *)seed->w + off,
+					 part);
 		off += part;
 	}
 	if (r <= 0)
@@ -256,7 +282,7 @@ static int alice_exchange(struct qkd_module *m, const struct qkd_frame *f, uint6
 
 /* Bob: receive l and the seed, check, answer. Return values as alice_exchange. */
 static int bob_exchange(struct qkd_module *m, const struct qkd_frame *f, uint64_t mine,
-			uint64_t *l, uint64_t **seed)
+			uint64_t *l, struct pa_seed *seed)
 {
 	uint64_t n = f->bit_count, na, sbits;
 	size_t sbytes, off;
@@ -265,7 +291,6 @@ static int bob_exchange(struct qkd_module *m, const struct qkd_frame *f, uint64_
 	const char *why = NULL;
 	int r;
 
-	*seed = NULL;
 	r = qkd_module_peer_request(m, f->key_id, MSG_SEED, &msg);
 	if (r <= 0)
 		return r;
@@ -293,10 +318,9 @@ static int bob_exchange(struct qkd_module *m, const struct qkd_frame *f, uint64_
 		why = "Alice's output length exceeds this side's bound (are eps-sec, eps-cor, "
 		      "mode and the sample parameters the same on both sides?)";
 	if (!why && *l) {
-		*seed = alloc_words(sbits);
-		if (!*seed)
+		if (seed_alloc(seed, sbits))
 			return -ENOMEM;
-		memcpy(*seed, msg.data + SEED_HDR, msg.len - SEED_HDR);
+		memcpy(seed->w, msg.data + SEED_HDR, msg.len - SEED_HDR);
 	}
 	off = msg.len - SEED_HDR;
 	while (off < sbytes) {
@@ -307,8 +331,8 @@ static int bob_exchange(struct qkd_module *m, const struct qkd_frame *f, uint64_
 			why = "seed part has the wrong length";
 			goto refuse;
 		}
-		if (*seed)
-			memcpy((uint8_t *)*seed + off, msg.data, msg.len);
+		if (seed->w)
+			memcpy((uint8_t *)seed->w + off, msg.data, msg.len);
 		off += msg.len;
 	}
 	if (why)
@@ -325,20 +349,13 @@ refuse:
 	return r <= 0 ? r : 2;
 }
 
-static void wipe_free_seed(uint64_t *seed, uint64_t bits)
-{
-	if (seed) {
-		explicit_bzero(seed, ((bits - 1 + 63) / 64 + 1) * 8); /* n + l - 1 bits */
-		free(seed);
-	}
-}
-
 /* 1 = amplified frame in out, 0 = abort with *why, <0 fatal. */
 static int amplify_frame(struct qkd_module *m, const struct qkd_frame *f, struct qkd_frame *out,
 			 enum qkd_abort_reason *why)
 {
 	struct settings s;
-	uint64_t l = 0, *seed = NULL, n = f->bit_count;
+	struct pa_seed seed = { NULL, 0 };
+	uint64_t l = 0, n = f->bit_count;
 	int x, r;
 
 	*why = QKD_ABORT_PEER;
@@ -351,7 +368,7 @@ static int amplify_frame(struct qkd_module *m, const struct qkd_frame *f, struct
 		x = bob_exchange(m, f, output_length(m, f, &s), &l, &seed);
 	}
 	if (x <= 0) {
-		wipe_free_seed(seed, n + l);
+		seed_wipe_free(&seed);
 		return x;
 	}
 	r = p_defer ? qkd_peer_auth_defer(m->peer, f->key_id, out)
@@ -360,17 +377,17 @@ static int amplify_frame(struct qkd_module *m, const struct qkd_frame *f, struct
 		qkd_log(m, QKD_LOG_WARN, "key %" PRIu64 ": authentication failed; no key from "
 			"this block", f->key_id);
 		*why = QKD_ABORT_AUTH;
-		wipe_free_seed(seed, n + l);
+		seed_wipe_free(&seed);
 		return 0;
 	}
 	if (r < 0) {
 		qkd_log(m, QKD_LOG_ERR, "key %" PRIu64 ": authentication exchange: %s", f->key_id,
 			qkd_peer_error(m->peer));
-		wipe_free_seed(seed, n + l);
+		seed_wipe_free(&seed);
 		return r;
 	}
 	if (x == 2) {
-		wipe_free_seed(seed, n + l);
+		seed_wipe_free(&seed);
 		return 0;
 	}
 	if (x == 3) {
@@ -383,11 +400,11 @@ static int amplify_frame(struct qkd_module *m, const struct qkd_frame *f, struct
 	}
 	if (qkd_frame_reserve(out, qkd_bits_to_bytes(l))) {
 		qkd_log(m, QKD_LOG_ERR, "out of memory");
-		wipe_free_seed(seed, n + l);
+		seed_wipe_free(&seed);
 		return -ENOMEM;
 	}
-	r = qkd_toeplitz_hash((uint64_t *)out->payload, seed, (const uint64_t *)f->payload, n, l);
-	wipe_free_seed(seed, n + l);
+	r = qkd_toeplitz_hash((uint64_t *)out->payload, seed.w, (const uint64_t *)f->payload, n, l);
+	seed_wipe_free(&seed);
 	if (r) {
 		qkd_log(m, QKD_LOG_ERR, "key %" PRIu64 ": Toeplitz hashing failed: %s", f->key_id,
 			strerror(-r));
