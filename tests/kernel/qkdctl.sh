@@ -30,9 +30,15 @@ modprobe -q xfrm_algo; insmod "$MOD"
 L=ctl$$
 check "link add" $Q link add $L max-keys 10 low-watermark 1
 printf '# comment\n\n5 00ff\n6 0102030405060708\n' >/tmp/keys.$$
-$Q monitor count 3 >/tmp/mon.$$ 2>&1 &
+$Q monitor >/tmp/mon.$$ 2>&1 &
 mon=$!
-sleep 1
+# Wait until the monitor listens: push and take probe keys until it reports one.
+for i in $(seq 100); do
+	printf '%d 01\n' $((900 + i)) | $Q key push $L && $Q key fetch $L $((900 + i)) >/dev/null
+	grep -q "^new-key $L 9" /tmp/mon.$$ && break
+	sleep 0.1
+done
+n0=$(wc -l </tmp/mon.$$)
 check "key push from a file" $Q key push $L /tmp/keys.$$
 check "a refused push names the key and the reason" \
 	bash -c "echo '6 00' | $Q key push $L 2>&1 | grep -q 'key push $L 6: a key with this id is already stored'"
@@ -40,13 +46,16 @@ check "key list shows the keys" \
 	test "$($Q key list $L)" = "$(printf '5 2 available\n6 8 available')"
 check "key fetch prints id and hex" test "$($Q key fetch $L)" = "5 00ff"
 check "key fetch by id" test "$($Q key fetch $L 6)" = "6 0102030405060708"
-# Bounded: a missing event must fail the test, not hang it.
-for _ in $(seq 50); do kill -0 $mon 2>/dev/null || break; sleep 0.1; done
+# Events after the probes: new-key 5, new-key 6, low-watermark once 6 is taken.
+want=$(printf 'new-key %s 5 len 2 available 1\nnew-key %s 6 len 8 available 2\nlow-watermark %s available 0 watermark 1' $L $L $L)
+for _ in $(seq 50); do
+	[ "$(tail -n +$((n0 + 1)) /tmp/mon.$$ | head -n 3)" = "$want" ] && break
+	sleep 0.1
+done
 kill $mon 2>/dev/null
-wait $mon
-check "monitor printed new-key and low-watermark events" \
-	bash -c "grep -q '^new-key $L 5 len 2' /tmp/mon.$$ && grep -q '^new-key $L 6 len 8' /tmp/mon.$$ &&
-		 grep -q '^low-watermark $L available 0 watermark 1' /tmp/mon.$$"
+wait $mon 2>/dev/null
+check "monitor printed new-key and low-watermark events, in order" \
+	test "$(tail -n +$((n0 + 1)) /tmp/mon.$$ | head -n 3)" = "$want"
 check "stats counts the link" bash -c "$Q stats | grep -q '^links [1-9]'"
 check "link del" $Q link del $L
 check "link show of a removed link fails with the reason" \
