@@ -90,9 +90,22 @@ bench: all
 demo: all
 	scripts/demo
 
+DOCDIR    ?= $(PREFIX)/share/doc/qkdpipe
+MODDIR    ?= /lib/modules/$(KVER)/extra
+
+# Programs, libqkd and its headers, documentation, and the kernel module
+# (into $(MODDIR); run depmod -a $(KVER) afterwards, or use dkms.conf).
 install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR) $(DESTDIR)$(LIBDIR) \
+		$(DESTDIR)$(INCDIR)/qkd $(DESTDIR)$(DOCDIR)
 	for b in $(BINS); do install -m 0755 $$b $(DESTDIR)$(BINDIR)/; done
+	install -m 0644 $(LIBQKD) $(DESTDIR)$(LIBDIR)/
+	install -m 0644 userspace/include/qkd/*.h $(DESTDIR)$(INCDIR)/qkd/
+	install -m 0644 README.md Documentation/*.md $(DESTDIR)$(DOCDIR)/
+	if [ -f build/kmod/qkd_keystore.ko ]; then \
+		install -d $(DESTDIR)$(MODDIR) && \
+		install -m 0644 build/kmod/qkd_keystore.ko $(DESTDIR)$(MODDIR)/; \
+	fi
 
 clean:
 	rm -rf build build-san
