@@ -27,37 +27,77 @@ size_t qkd_poslist_encode(const uint64_t *pos, uint64_t n, uint8_t *out)
 	return (size_t)(p - out);
 }
 
+/*
+ * One entry, checked: LEB128, minimal, the position below limit. 0 or
+ * -EBADMSG.
+ */
+static int decode_one(const uint8_t *buf, size_t len, size_t *off, uint64_t limit,
+		      uint64_t *next, uint64_t *pos)
+{
+	uint64_t v = 0;
+	unsigned shift = 0;
+
+	for (;;) {
+		uint8_t b;
+
+		if (*off >= len || shift > 63)
+			return -EBADMSG;
+		b = buf[(*off)++];
+		if (shift == 63 && (b & 0x7e))
+			return -EBADMSG; /* would overflow 64 bits */
+		v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			/* Minimal encodings only: one byte string per list. */
+			if (shift && !b)
+				return -EBADMSG;
+			break;
+		}
+		shift += 7;
+	}
+	if (v >= limit || *next > limit - 1 - v)
+		return -EBADMSG;
+	*pos = *next + v;
+	*next = *pos + 1;
+	return 0;
+}
+
 ssize_t qkd_poslist_decode(const uint8_t *buf, size_t len, uint64_t n, uint64_t limit,
 			   uint64_t *pos)
 {
 	size_t off = 0;
-	uint64_t next = 0; /* smallest position the next entry may take */
+	uint64_t next = 0, i = 0; /* next: smallest position the next entry may take */
 
-	for (uint64_t i = 0; i < n; i++) {
-		uint64_t v = 0;
-		unsigned shift = 0;
+	while (i < n) {
+		/*
+		 * Dense lists (sifting announces about every fifth slot) are runs
+		 * of one-byte gaps. A run is decoded without per-entry checks and
+		 * its last position checked against limit afterwards: positions
+		 * only grow, and a run of k entries adds at most 128 k to next, so
+		 * it cannot wrap when next starts that far below 2^64.
+		 */
+		uint64_t run = len - off < n - i ? len - off : n - i;
 
-		for (;;) {
-			uint8_t b;
+		if (run && run <= (UINT64_MAX - next) / 128) {
+			const uint8_t *p = buf + off;
+			uint64_t k = 0, nx = next;
 
-			if (off >= len || shift > 63)
-				return -EBADMSG;
-			b = buf[off++];
-			if (shift == 63 && (b & 0x7e))
-				return -EBADMSG; /* would overflow 64 bits */
-			v |= (uint64_t)(b & 0x7f) << shift;
-			if (!(b & 0x80)) {
-				/* Minimal encodings only: one byte string per list. */
-				if (shift && !b)
-					return -EBADMSG;
-				break;
+			while (k < run && p[k] < 0x80) {
+				nx += p[k];
+				pos[i + k] = nx++;
+				k++;
 			}
-			shift += 7;
+			if (k) {
+				if (nx - 1 >= limit)
+					return -EBADMSG;
+				next = nx;
+				off += k;
+				i += k;
+				continue;
+			}
 		}
-		if (v >= limit || next > limit - 1 - v)
+		if (decode_one(buf, len, &off, limit, &next, &pos[i]))
 			return -EBADMSG;
-		pos[i] = next + v;
-		next = pos[i] + 1;
+		i++;
 	}
 	return (ssize_t)off;
 }
