@@ -11,6 +11,8 @@
 #include <linux/ctype.h>
 #include <linux/key.h>
 #include <linux/llist.h>
+#include <linux/nsproxy.h>
+#include <linux/sched.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/workqueue.h>
@@ -347,6 +349,12 @@ long qks_key_read(struct qks_link *link, u64 id, const struct key *kkey,
 	u32 avail;
 	long ret;
 
+	/*
+	 * Searches only find keys of the searcher's namespace; reading by serial
+	 * number is held to the same rule.
+	 */
+	if (!net_eq(current->nsproxy->net_ns, link->net))
+		return -EACCES;
 	spin_lock(&link->lock);
 	k = qks_key_lookup(link, id);
 	if (link->dead || !k || k->kkey != kkey || k->state != QKD_KEY_AVAILABLE) {

@@ -69,6 +69,7 @@ $Q link del $G
 
 # Network-namespace isolation: the same link name and key id in two namespaces.
 printf '5 aaaa\n6 bbbb\n' | $Q key push $L
+k6=$(keyctl search "$KR" qkd "$L:6")
 ns_out=$(unshare -n bash -c "
 	$Q link add $L && printf '5 cccc\n' | $Q key push $L || exit 1
 	NKR=\$($Q link show $L | sed -n 's/.* keyring \([0-9]*\).*/\1/p')
@@ -77,10 +78,12 @@ ns_out=$(unshare -n bash -c "
 	keyctl search $MODKR qkd $L:6 >/dev/null 2>&1 && echo other=found || echo other=none
 	printf '8 dddd\n' | $Q key push $L
 	echo nskey=\$(keyctl search \$NKR qkd $L:8)
+	keyctl pipe $k6 >/dev/null 2>&1 && echo byserial=read || echo byserial=refused
 " 2>&1)
 check "a new namespace sees only its own links" grep -q '^links=1$' <<<"$ns_out"
 check "a search in a namespace finds that namespace's key" grep -q '^own=cccc$' <<<"$ns_out"
 check "a namespace does not find another namespace's keys" grep -q '^other=none$' <<<"$ns_out"
+check "another namespace cannot read a key by its serial number" grep -q '^byserial=refused$' <<<"$ns_out"
 check "the first namespace still has its own key 5" test "$($Q key fetch $L 5)" = "5 aaaa"
 nskey=$(sed -n 's/^nskey=//p' <<<"$ns_out")
 gone=0
