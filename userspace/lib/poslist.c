@@ -109,20 +109,60 @@ void qkd_pos_gather(const uint8_t *src, const uint64_t *pos, uint64_t m, uint8_t
 		dst[j >> 3] |= (uint8_t)(qkd_bit_get(src, pos[j]) << (j & 7));
 }
 
+/* Up to 8 bytes from p, little-endian; 'avail' bytes readable. */
+static uint64_t load_le(const uint8_t *p, size_t avail)
+{
+	uint64_t v = 0;
+
+	for (size_t i = 0; i < 8 && i < avail; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+/*
+ * qkd-estimate removes a random tenth or so of a block: the kept bits come in
+ * runs of about ten, which are moved up to 56 bits at a time through a 64-bit
+ * accumulator instead of bit by bit.
+ */
 uint64_t qkd_pos_remove(const uint8_t *src, uint64_t n, const uint64_t *pos, uint64_t m,
 			uint8_t *dst)
 {
-	uint64_t out = 0, j = 0;
+	size_t srclen = (size_t)((n + 7) / 8), dstlen = qkd_bits_to_bytes(n - m), done;
+	uint64_t out = 0, i = 0, acc = 0;
+	unsigned nacc = 0;
+	uint8_t *d = dst;
 
-	memset(dst, 0, qkd_bits_to_bytes(n - m));
-	for (uint64_t i = 0; i < n; i++) {
-		if (j < m && pos[j] == i) {
-			j++;
-			continue;
+	for (uint64_t j = 0; j <= m; j++) {
+		uint64_t end = j < m ? pos[j] : n;
+
+		if (end < i)
+			continue; /* not increasing: nothing more to leave out here */
+		while (i < end) {
+			unsigned cnt = end - i < 56 ? (unsigned)(end - i) : 56;
+			size_t byte = (size_t)(i >> 3);
+			uint64_t v = load_le(src + byte, srclen - byte) >> (i & 7);
+
+			v &= (1ull << cnt) - 1;
+			acc |= v << nacc;
+			if (nacc + cnt >= 64) {
+				for (int b = 0; b < 8; b++)
+					d[b] = (uint8_t)(acc >> (8 * b));
+				d += 8;
+				acc = v >> (64 - nacc); /* nacc > 8 here, so the shift is < 64 */
+				nacc = nacc + cnt - 64;
+			} else {
+				nacc += cnt;
+			}
+			i += cnt;
+			out += cnt;
 		}
-		dst[out >> 3] |= (uint8_t)(qkd_bit_get(src, i) << (out & 7));
-		out++;
+		i = end + 1;
 	}
+	for (unsigned b = 0; b < (nacc + 7) / 8; b++)
+		d[b] = (uint8_t)(acc >> (8 * b));
+	done = (size_t)(d - dst) + (nacc + 7) / 8;
+	if (done < dstlen)
+		memset(dst + done, 0, dstlen - done);
 	return out;
 }
 
