@@ -203,6 +203,7 @@ int qks_key_push(struct qks_link *link, u64 id, const void *data, u32 len,
 	k->len = len;
 	k->off = 0;
 	k->owner = NULL;
+	k->kkey = NULL;
 	k->state = QKD_KEY_AVAILABLE;
 	INIT_LIST_HEAD(&k->free);
 
