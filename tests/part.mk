@@ -3,8 +3,12 @@
 TEST_SRCS := $(wildcard tests/unit/test-*.c tests/integration/test-*.c)
 TEST_BINS += $(patsubst %.c,$(B)/tests/%,$(notdir $(TEST_SRCS)))
 
+# tests/lib/*.c: helpers the test programs share (processes, ports, pools, frame files).
+TESTLIB_OBJS := $(patsubst %.c,$(B)/%.o,$(wildcard tests/lib/*.c))
+$(B)/tests/unit/%.o $(B)/tests/integration/%.o $(B)/tests/lib/%.o: CFLAGS += -Itests/lib
+
 define test_rule
-$(B)/tests/$(basename $(notdir $(1))): $(B)/$(basename $(1)).o $(LIBQKD)
+$(B)/tests/$(basename $(notdir $(1))): $(B)/$(basename $(1)).o $(TESTLIB_OBJS) $(LIBQKD)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
 endef

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
+#include "testproc.h"
 #include "qkd/frame.h"
 #include "qkd/keypool.h"
 #include "qkd/module.h"
@@ -44,148 +45,13 @@ struct env {
 	int port;
 };
 
-/* The first of n consecutive loopback ports nobody listens on right now. */
-static int free_ports(int n)
-{
-	for (int tries = 0; tries < 100; tries++) {
-		struct sockaddr_in a = { .sin_family = AF_INET,
-					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-		socklen_t l = sizeof(a);
-		int fd = socket(AF_INET, SOCK_STREAM, 0), base, ok = 1;
-
-		if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
-		    getsockname(fd, (struct sockaddr *)&a, &l))
-			abort();
-		base = ntohs(a.sin_port);
-		close(fd);
-		if (base + n > 65535)
-			continue;
-		for (int i = 0; i < n && ok; i++) {
-			a.sin_port = htons((uint16_t)(base + i));
-			fd = socket(AF_INET, SOCK_STREAM, 0);
-			ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-			close(fd);
-		}
-		if (ok)
-			return base;
-	}
-	abort();
-}
-
 static void env_init(struct env *e)
 {
-	const char *b = getenv("QKD_BUILD");
-	char *top = realpath(b ? b : "build", NULL);
-	char path[256];
-	uint8_t *secret = malloc(POOL);
-	unsigned r;
-
-	snprintf(e->bin, sizeof(e->bin), "%s/bin", top ? top : "build");
-	free(top);
+	tp_bin_dir(e->bin, sizeof(e->bin));
 	strcpy(e->dir, "/tmp/qkd-auth.XXXXXX");
-	if (!secret || !mkdtemp(e->dir))
-		abort();
-	qkd_random(secret, POOL);
-	snprintf(path, sizeof(path), "%s/a.pool", e->dir);
-	if (qkd_keypool_create(path, secret, POOL))
-		abort();
-	snprintf(path, sizeof(path), "%s/b.pool", e->dir);
-	if (qkd_keypool_create(path, secret, POOL))
-		abort();
-	explicit_bzero(secret, POOL);
-	free(secret);
-	(void)r;
-	e->port = free_ports(4);
-}
-
-static void env_free(struct env *e)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", e->dir);
-	if (system(cmd))
-		fprintf(stderr, "could not remove %s\n", e->dir);
-}
-
-static int write_frames(const struct env *e, const char *name, struct qkd_frame **f, int n)
-{
-	char path[256];
-	struct qkd_stream *s;
-	int fd, r = 0;
-
-	snprintf(path, sizeof(path), "%s/%s", e->dir, name);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0)
-		return -1;
-	s = qkd_stream_open(fd, QKD_STREAM_WRITE | QKD_STREAM_FALLBACK);
-	if (!s)
-		return -1;
-	for (int i = 0; i < n && !r; i++)
-		r = qkd_write_frame(s, f[i]);
-	if (qkd_stream_close(s))
-		r = -1;
-	return r;
-}
-
-static int read_frames(const struct env *e, const char *name, struct qkd_frame **out, int max)
-{
-	char path[256];
-	struct qkd_stream *s;
-	int fd, n = 0, r;
-
-	snprintf(path, sizeof(path), "%s/%s", e->dir, name);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return -1;
-	s = qkd_stream_open(fd, QKD_STREAM_READ | QKD_STREAM_FALLBACK);
-	if (!s)
-		return -1;
-	while (n < max) {
-		out[n] = NULL;
-		r = qkd_read_frame(s, &out[n]);
-		if (r <= 0) {
-			qkd_frame_free(out[n]);
-			if (r < 0)
-				n = -1;
-			break;
-		}
-		n++;
-	}
-	qkd_stream_close(s);
-	return n;
-}
-
-static pid_t spawn(const struct env *e, const char *cmd)
-{
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		setpgid(0, 0);
-		if (chdir(e->dir))
-			_exit(127);
-		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-		_exit(127);
-	}
-	return pid;
-}
-
-static int wait_for(pid_t pid, int timeout_s)
-{
-	time_t end = time(NULL) + timeout_s;
-	int st;
-
-	for (;;) {
-		pid_t w = waitpid(pid, &st, WNOHANG);
-
-		if (w == pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-		if (time(NULL) > end) {
-			kill(-pid, SIGKILL);
-			waitpid(pid, &st, 0);
-			return -1;
-		}
-		usleep(10000);
-	}
+	tp_mkdtemp(e->dir);
+	tp_identical_pools(e->dir, POOL);
+	e->port = tp_free_ports(4);
 }
 
 
@@ -304,11 +170,11 @@ static int run_chains(const struct env *e, struct mitm *x, bool defer)
 			 e->bin, role, conn, pa_port, c, defer ? "true" : "false", c,
 			 e->bin, role, conn, e->port + 2, c, c, c);
 	}
-	pid[1] = spawn(e, cmd[1]);
+	pid[1] = tp_spawn(e->dir, cmd[1]);
 	usleep(100000);
-	pid[0] = spawn(e, cmd[0]);
-	st[0] = wait_for(pid[0], 40);
-	st[1] = wait_for(pid[1], 10);
+	pid[0] = tp_spawn(e->dir, cmd[0]);
+	st[0] = tp_wait(pid[0], 40);
+	st[1] = tp_wait(pid[1], 10);
 	if (st[0] || st[1]) {
 		snprintf(cmd[2], sizeof(cmd[2]), "cd %s && tail -n 5 *.log >&2", e->dir);
 		if (system(cmd[2]))
@@ -356,15 +222,15 @@ static void run_case(struct __test_metadata *_metadata, bool tamper, bool defer)
 		qkd_random(in[0][i]->payload, BITS / 8);
 		memcpy(in[1][i]->payload, in[0][i]->payload, in[0][i]->payload_len);
 	}
-	ASSERT_EQ(0, write_frames(&e, "a.in", in[0], NF));
-	ASSERT_EQ(0, write_frames(&e, "b.in", in[1], NF));
+	ASSERT_EQ(0, tp_write_frames(e.dir, "a.in", in[0], NF));
+	ASSERT_EQ(0, tp_write_frames(e.dir, "b.in", in[1], NF));
 	pthread_create(&th, NULL, mitm_main, &x);
 	EXPECT_EQ(0, run_chains(&e, &x, defer));
 	pthread_join(th, NULL);
 	close(x.lfd);
 	EXPECT_EQ(tamper, x.flipped);
-	ASSERT_EQ(NF, read_frames(&e, "a.out", out[0], NF));
-	ASSERT_EQ(NF, read_frames(&e, "b.out", out[1], NF));
+	ASSERT_EQ(NF, tp_read_frames(e.dir, "a.out", out[0], NF));
+	ASSERT_EQ(NF, tp_read_frames(e.dir, "b.out", out[1], NF));
 	for (int i = 0; i < NF; i++) {
 		struct qkd_frame *fa = out[0][i], *fb = out[1][i];
 
@@ -395,7 +261,7 @@ static void run_case(struct __test_metadata *_metadata, bool tamper, bool defer)
 			qkd_frame_free(in[s][i]);
 			qkd_frame_free(out[s][i]);
 		}
-	env_free(&e);
+	tp_rmdir(e.dir);
 }
 
 TEST(untampered_pipeline_authenticates_every_frame)

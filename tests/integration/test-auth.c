@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
+#include "testproc.h"
 #include "qkd/frame.h"
 #include "qkd/keypool.h"
 #include "qkd/module.h"
@@ -43,148 +44,13 @@ struct env {
 	int port;
 };
 
-/* The first of n consecutive loopback ports nobody listens on right now. */
-static int free_ports(int n)
-{
-	for (int tries = 0; tries < 100; tries++) {
-		struct sockaddr_in a = { .sin_family = AF_INET,
-					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-		socklen_t l = sizeof(a);
-		int fd = socket(AF_INET, SOCK_STREAM, 0), base, ok = 1;
-
-		if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
-		    getsockname(fd, (struct sockaddr *)&a, &l))
-			abort();
-		base = ntohs(a.sin_port);
-		close(fd);
-		if (base + n > 65535)
-			continue;
-		for (int i = 0; i < n && ok; i++) {
-			a.sin_port = htons((uint16_t)(base + i));
-			fd = socket(AF_INET, SOCK_STREAM, 0);
-			ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-			close(fd);
-		}
-		if (ok)
-			return base;
-	}
-	abort();
-}
-
 static void env_init(struct env *e)
 {
-	const char *b = getenv("QKD_BUILD");
-	char *top = realpath(b ? b : "build", NULL);
-	char path[256];
-	uint8_t *secret = malloc(POOL);
-	unsigned r;
-
-	snprintf(e->bin, sizeof(e->bin), "%s/bin", top ? top : "build");
-	free(top);
+	tp_bin_dir(e->bin, sizeof(e->bin));
 	strcpy(e->dir, "/tmp/qkd-auth.XXXXXX");
-	if (!secret || !mkdtemp(e->dir))
-		abort();
-	qkd_random(secret, POOL);
-	snprintf(path, sizeof(path), "%s/a.pool", e->dir);
-	if (qkd_keypool_create(path, secret, POOL))
-		abort();
-	snprintf(path, sizeof(path), "%s/b.pool", e->dir);
-	if (qkd_keypool_create(path, secret, POOL))
-		abort();
-	explicit_bzero(secret, POOL);
-	free(secret);
-	(void)r;
-	e->port = free_ports(4);
-}
-
-static void env_free(struct env *e)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", e->dir);
-	if (system(cmd))
-		fprintf(stderr, "could not remove %s\n", e->dir);
-}
-
-static int write_frames(const struct env *e, const char *name, struct qkd_frame **f, int n)
-{
-	char path[256];
-	struct qkd_stream *s;
-	int fd, r = 0;
-
-	snprintf(path, sizeof(path), "%s/%s", e->dir, name);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0)
-		return -1;
-	s = qkd_stream_open(fd, QKD_STREAM_WRITE | QKD_STREAM_FALLBACK);
-	if (!s)
-		return -1;
-	for (int i = 0; i < n && !r; i++)
-		r = qkd_write_frame(s, f[i]);
-	if (qkd_stream_close(s))
-		r = -1;
-	return r;
-}
-
-static int read_frames(const struct env *e, const char *name, struct qkd_frame **out, int max)
-{
-	char path[256];
-	struct qkd_stream *s;
-	int fd, n = 0, r;
-
-	snprintf(path, sizeof(path), "%s/%s", e->dir, name);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return -1;
-	s = qkd_stream_open(fd, QKD_STREAM_READ | QKD_STREAM_FALLBACK);
-	if (!s)
-		return -1;
-	while (n < max) {
-		out[n] = NULL;
-		r = qkd_read_frame(s, &out[n]);
-		if (r <= 0) {
-			qkd_frame_free(out[n]);
-			if (r < 0)
-				n = -1;
-			break;
-		}
-		n++;
-	}
-	qkd_stream_close(s);
-	return n;
-}
-
-static pid_t spawn(const struct env *e, const char *cmd)
-{
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		setpgid(0, 0);
-		if (chdir(e->dir))
-			_exit(127);
-		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-		_exit(127);
-	}
-	return pid;
-}
-
-static int wait_for(pid_t pid, int timeout_s)
-{
-	time_t end = time(NULL) + timeout_s;
-	int st;
-
-	for (;;) {
-		pid_t w = waitpid(pid, &st, WNOHANG);
-
-		if (w == pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-		if (time(NULL) > end) {
-			kill(-pid, SIGKILL);
-			waitpid(pid, &st, 0);
-			return -1;
-		}
-		usleep(10000);
-	}
+	tp_mkdtemp(e->dir);
+	tp_identical_pools(e->dir, POOL);
+	e->port = tp_free_ports(4);
 }
 
 static int run_auth(const struct env *e)
@@ -202,11 +68,11 @@ static int run_auth(const struct env *e)
 			 "--peer-timeout 5000 --log-level info < %c.in > %c.out 2> %c.log",
 			 e->bin, role, conn, e->port, c, c, c, c);
 	}
-	pid[1] = spawn(e, cmd[1]);
+	pid[1] = tp_spawn(e->dir, cmd[1]);
 	usleep(50000);
-	pid[0] = spawn(e, cmd[0]);
-	st[0] = wait_for(pid[0], 20);
-	st[1] = wait_for(pid[1], 5);
+	pid[0] = tp_spawn(e->dir, cmd[0]);
+	st[0] = tp_wait(pid[0], 20);
+	st[1] = tp_wait(pid[1], 5);
 	if (st[0] || st[1]) {
 		snprintf(cmd[2], sizeof(cmd[2]), "cd %s && tail -n 8 *.log >&2", e->dir);
 		if (system(cmd[2]))
@@ -263,11 +129,11 @@ TEST(authenticates_recycles_and_drops_tampered)
 	in[1][8]->auth_acc[1][15] ^= 0x01;
 	/* a stage missing on one side */
 	in[1][10]->auth_stages = 2;
-	ASSERT_EQ(0, write_frames(&e, "a.in", in[0], NF));
-	ASSERT_EQ(0, write_frames(&e, "b.in", in[1], NF));
+	ASSERT_EQ(0, tp_write_frames(e.dir, "a.in", in[0], NF));
+	ASSERT_EQ(0, tp_write_frames(e.dir, "b.in", in[1], NF));
 	ASSERT_EQ(0, run_auth(&e));
-	ASSERT_EQ(NF, read_frames(&e, "a.out", out[0], NF));
-	ASSERT_EQ(NF, read_frames(&e, "b.out", out[1], NF));
+	ASSERT_EQ(NF, tp_read_frames(e.dir, "a.out", out[0], NF));
+	ASSERT_EQ(NF, tp_read_frames(e.dir, "b.out", out[1], NF));
 
 	for (int i = 0; i < NF; i++) {
 		struct qkd_frame *a = out[0][i], *b = out[1][i];
@@ -342,7 +208,7 @@ TEST(authenticates_recycles_and_drops_tampered)
 			qkd_frame_free(in[s][i]);
 			qkd_frame_free(out[s][i]);
 		}
-	env_free(&e);
+	tp_rmdir(e.dir);
 }
 
 TEST(runs_on_recycled_key_alone)
@@ -369,11 +235,11 @@ TEST(runs_on_recycled_key_alone)
 		qkd_random(in[0][i]->payload, BITS / 8);
 		memcpy(in[1][i]->payload, in[0][i]->payload, BITS / 8);
 	}
-	ASSERT_EQ(0, write_frames(&e, "a.in", in[0], NF));
-	ASSERT_EQ(0, write_frames(&e, "b.in", in[1], NF));
+	ASSERT_EQ(0, tp_write_frames(e.dir, "a.in", in[0], NF));
+	ASSERT_EQ(0, tp_write_frames(e.dir, "b.in", in[1], NF));
 	ASSERT_EQ(0, run_auth(&e));
-	ASSERT_EQ(NF, read_frames(&e, "a.out", out[0], NF));
-	ASSERT_EQ(NF, read_frames(&e, "b.out", out[1], NF));
+	ASSERT_EQ(NF, tp_read_frames(e.dir, "a.out", out[0], NF));
+	ASSERT_EQ(NF, tp_read_frames(e.dir, "b.out", out[1], NF));
 	for (int i = 0; i < NF; i++) {
 		ok += out[0][i]->state == QKD_STATE_AUTHENTICATED &&
 		      out[1][i]->state == QKD_STATE_AUTHENTICATED &&
@@ -385,7 +251,7 @@ TEST(runs_on_recycled_key_alone)
 			qkd_frame_free(in[s][i]);
 			qkd_frame_free(out[s][i]);
 		}
-	env_free(&e);
+	tp_rmdir(e.dir);
 }
 
 TEST(sessions_never_reuse_pool_key)
@@ -407,11 +273,11 @@ TEST(sessions_never_reuse_pool_key)
 		qkd_random(in[0][i]->payload, BITS / 8);
 		memcpy(in[1][i]->payload, in[0][i]->payload, BITS / 8);
 	}
-	ASSERT_EQ(0, write_frames(&e, "a.in", in[0], NF));
-	ASSERT_EQ(0, write_frames(&e, "b.in", in[1], NF));
+	ASSERT_EQ(0, tp_write_frames(e.dir, "a.in", in[0], NF));
+	ASSERT_EQ(0, tp_write_frames(e.dir, "b.in", in[1], NF));
 	for (int run = 0; run < 3; run++) {
 		ASSERT_EQ(0, run_auth(&e));
-		ASSERT_EQ(NF, read_frames(&e, "b.out", out, NF));
+		ASSERT_EQ(NF, tp_read_frames(e.dir, "b.out", out, NF));
 		for (int i = 0; i < NF; i++) {
 			EXPECT_EQ(QKD_STATE_AUTHENTICATED, out[i]->state);
 			qkd_frame_free(out[i]);
@@ -437,7 +303,7 @@ TEST(sessions_never_reuse_pool_key)
 	for (int s = 0; s < 2; s++)
 		for (int i = 0; i < NF; i++)
 			qkd_frame_free(in[s][i]);
-	env_free(&e);
+	tp_rmdir(e.dir);
 }
 
 TEST(frame_missing_on_one_side)
@@ -464,11 +330,11 @@ TEST(frame_missing_on_one_side)
 		if (i != 7)
 			in[1][n[1]++] = all[1][i];
 	}
-	ASSERT_EQ(0, write_frames(&e, "a.in", in[0], n[0]));
-	ASSERT_EQ(0, write_frames(&e, "b.in", in[1], n[1]));
+	ASSERT_EQ(0, tp_write_frames(e.dir, "a.in", in[0], n[0]));
+	ASSERT_EQ(0, tp_write_frames(e.dir, "b.in", in[1], n[1]));
 	ASSERT_EQ(0, run_auth(&e));
-	got[0] = read_frames(&e, "a.out", out[0], NF);
-	got[1] = read_frames(&e, "b.out", out[1], NF);
+	got[0] = tp_read_frames(e.dir, "a.out", out[0], NF);
+	got[1] = tp_read_frames(e.dir, "b.out", out[1], NF);
 	ASSERT_EQ(n[0], got[0]);
 	ASSERT_EQ(n[1], got[1]);
 	for (int s = 0; s < 2; s++) {
@@ -504,7 +370,7 @@ TEST(frame_missing_on_one_side)
 		for (int j = 0; j < got[s]; j++)
 			qkd_frame_free(out[s][j]);
 	}
-	env_free(&e);
+	tp_rmdir(e.dir);
 }
 
 TEST_HARNESS_MAIN

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
+#include "testproc.h"
 #include "qkd/confirm.h"
 #include "qkd/finitekey.h"
 #include "qkd/frame.h"
@@ -44,115 +45,11 @@ struct env {
 
 static void env_init(struct env *e)
 {
-	const char *b = getenv("QKD_BUILD");
-	char cmd[256], *top = realpath(b ? b : "build", NULL);
-	unsigned r;
-
-	snprintf(e->bin, sizeof(e->bin), "%s/bin", top ? top : "build");
-	free(top);
+	tp_bin_dir(e->bin, sizeof(e->bin));
 	strcpy(e->dir, "/tmp/qkd-cpa.XXXXXX");
-	if (!mkdtemp(e->dir))
-		abort();
-	snprintf(cmd, sizeof(cmd),
-		 "cd %s && head -c 1048576 /dev/urandom > a.pool && cp a.pool b.pool && "
-		 "printf 'QKDSPNT1\\0\\0\\0\\0\\0\\0\\0\\0' > a.pool.spent && "
-		 "cp a.pool.spent b.pool.spent", e->dir);
-	if (system(cmd))
-		abort();
-	qkd_random(&r, sizeof(r));
-	e->port = 20000 + (int)(r % 20000);
-}
-
-static void env_free(struct env *e)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", e->dir);
-	if (system(cmd))
-		fprintf(stderr, "could not remove %s\n", e->dir);
-}
-
-static pid_t spawn(const struct env *e, const char *cmd)
-{
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		setpgid(0, 0);
-		if (chdir(e->dir))
-			_exit(127);
-		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-		_exit(127);
-	}
-	return pid;
-}
-
-static int wait_for(pid_t pid, int timeout_s)
-{
-	struct timespec t0, now;
-	int st;
-
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (;;) {
-		pid_t r = waitpid(pid, &st, WNOHANG);
-
-		if (r == pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (now.tv_sec - t0.tv_sec > timeout_s) {
-			kill(-pid, SIGKILL);
-			waitpid(pid, &st, 0);
-			return -1;
-		}
-		usleep(10000);
-	}
-}
-
-static int write_frames(const struct env *e, const char *name, struct qkd_frame **f, int n)
-{
-	char path[256];
-	struct qkd_stream *s;
-	int fd, r = 0;
-
-	snprintf(path, sizeof(path), "%s/%s", e->dir, name);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0)
-		return -1;
-	s = qkd_stream_open(fd, QKD_STREAM_WRITE | QKD_STREAM_FALLBACK);
-	if (!s)
-		return -1;
-	for (int i = 0; i < n && !r; i++)
-		r = qkd_write_frame(s, f[i]);
-	if (qkd_stream_close(s))
-		r = -1;
-	return r;
-}
-
-static int read_frames(const struct env *e, const char *name, struct qkd_frame **out, int max)
-{
-	char path[256];
-	struct qkd_stream *s;
-	int fd, n = 0, r;
-
-	snprintf(path, sizeof(path), "%s/%s", e->dir, name);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return -1;
-	s = qkd_stream_open(fd, QKD_STREAM_READ | QKD_STREAM_FALLBACK);
-	if (!s)
-		return -1;
-	while (n < max) {
-		out[n] = NULL;
-		r = qkd_read_frame(s, &out[n]);
-		if (r <= 0) {
-			qkd_frame_free(out[n]);
-			if (r < 0)
-				n = -1;
-			break;
-		}
-		n++;
-	}
-	qkd_stream_close(s);
-	return n;
+	tp_mkdtemp(e->dir);
+	tp_identical_pools(e->dir, 1048576);
+	e->port = tp_free_ports(2);
 }
 
 static struct qkd_frame *corrected(uint64_t key_id, uint64_t bits, uint32_t qber_ppm,
@@ -200,11 +97,11 @@ static int run_chains2(const struct env *e, const char *const confirm_opts[2],
 			 e->bin, role, conn, e->port, c, confirm_opts[side], c, c, e->bin, role, conn,
 			 e->port + 1, c, pa_opts[side], c, c);
 	}
-	pid[1] = spawn(e, cmd[1]);
+	pid[1] = tp_spawn(e->dir, cmd[1]);
 	usleep(100000);
-	pid[0] = spawn(e, cmd[0]);
-	st[0] = wait_for(pid[0], timeout_s);
-	st[1] = wait_for(pid[1], timeout_s);
+	pid[0] = tp_spawn(e->dir, cmd[0]);
+	st[0] = tp_wait(pid[0], timeout_s);
+	st[1] = tp_wait(pid[1], timeout_s);
 	if (st[0] || st[1]) {
 		snprintf(cmd[2], sizeof(cmd[2]), "cd %s && tail -n 5 *.log >&2", e->dir);
 		if (system(cmd[2]))
@@ -285,12 +182,12 @@ TEST(confirm_then_amplify)
 		if (spec[i].flip >= 0)
 			b[i]->payload[spec[i].flip / 8] ^= (uint8_t)(1u << (spec[i].flip % 8));
 	}
-	ASSERT_EQ(0, write_frames(&e, "a.in", a, N));
-	ASSERT_EQ(0, write_frames(&e, "b.in", b, N));
+	ASSERT_EQ(0, tp_write_frames(e.dir, "a.in", a, N));
+	ASSERT_EQ(0, tp_write_frames(e.dir, "b.in", b, N));
 	/* small seed parts: the seeds go in several messages */
 	ASSERT_EQ(0, run_chains(&e, "--seed-part 4096", 60));
-	na = read_frames(&e, "a.out", oa, MAX_FRAMES);
-	nb = read_frames(&e, "b.out", ob, MAX_FRAMES);
+	na = tp_read_frames(e.dir, "a.out", oa, MAX_FRAMES);
+	nb = tp_read_frames(e.dir, "b.out", ob, MAX_FRAMES);
 	ASSERT_EQ(N, na);
 	ASSERT_EQ(N, nb);
 	for (int i = 0; i < N; i++) {
@@ -342,7 +239,7 @@ TEST(confirm_then_amplify)
 		qkd_frame_free(oa[i]);
 		qkd_frame_free(ob[i]);
 	}
-	env_free(&e);
+	tp_rmdir(e.dir);
 }
 
 TEST(fixed_ratio_mode)
@@ -359,11 +256,11 @@ TEST(fixed_ratio_mode)
 		b[i] = corrected(7 + i, bits[i], QKD_QBER_UNKNOWN, 100, 1);
 		random_key(a[i], b[i]);
 	}
-	ASSERT_EQ(0, write_frames(&e, "a.in", a, N));
-	ASSERT_EQ(0, write_frames(&e, "b.in", b, N));
+	ASSERT_EQ(0, tp_write_frames(e.dir, "a.in", a, N));
+	ASSERT_EQ(0, tp_write_frames(e.dir, "b.in", b, N));
 	ASSERT_EQ(0, run_chains(&e, "--mode fixed --ratio 0.25", 60));
-	ASSERT_EQ(N, read_frames(&e, "a.out", oa, MAX_FRAMES));
-	ASSERT_EQ(N, read_frames(&e, "b.out", ob, MAX_FRAMES));
+	ASSERT_EQ(N, tp_read_frames(e.dir, "a.out", oa, MAX_FRAMES));
+	ASSERT_EQ(N, tp_read_frames(e.dir, "b.out", ob, MAX_FRAMES));
 	for (int i = 0; i < N; i++) {
 		ASSERT_EQ(QKD_STATE_AMPLIFIED, oa[i]->state);
 		ASSERT_EQ(bits[i] / 4, oa[i]->bit_count);
@@ -374,7 +271,7 @@ TEST(fixed_ratio_mode)
 		qkd_frame_free(oa[i]);
 		qkd_frame_free(ob[i]);
 	}
-	env_free(&e);
+	tp_rmdir(e.dir);
 }
 
 /*
@@ -426,11 +323,11 @@ TEST(seed_lengths_on_word_boundaries)
 		b[i] = corrected(300 + i, bits[i], QKD_QBER_UNKNOWN, 0, 1);
 		random_key(a[i], b[i]);
 	}
-	ASSERT_EQ(0, write_frames(&e, "a.in", a, N));
-	ASSERT_EQ(0, write_frames(&e, "b.in", b, N));
+	ASSERT_EQ(0, tp_write_frames(e.dir, "a.in", a, N));
+	ASSERT_EQ(0, tp_write_frames(e.dir, "b.in", b, N));
 	ASSERT_EQ(0, run_chains(&e, "--mode fixed --ratio 0.5", 60));
-	ASSERT_EQ(N, read_frames(&e, "a.out", oa, MAX_FRAMES));
-	ASSERT_EQ(N, read_frames(&e, "b.out", ob, MAX_FRAMES));
+	ASSERT_EQ(N, tp_read_frames(e.dir, "a.out", oa, MAX_FRAMES));
+	ASSERT_EQ(N, tp_read_frames(e.dir, "b.out", ob, MAX_FRAMES));
 	for (int i = 0; i < N; i++) {
 		ASSERT_EQ(QKD_STATE_AMPLIFIED, oa[i]->state) TH_LOG("frame %d, n %" PRIu64, i,
 								      bits[i]);
@@ -443,7 +340,7 @@ TEST(seed_lengths_on_word_boundaries)
 		qkd_frame_free(oa[i]);
 		qkd_frame_free(ob[i]);
 	}
-	env_free(&e);
+	tp_rmdir(e.dir);
 }
 
 /* Write n equal random frames of bits each (QBER 2 %) for both sides. */
@@ -458,7 +355,7 @@ static void equal_frames(struct env *e, int n, uint64_t bits, uint64_t disclosed
 		fa[i] = a;
 		fb[i] = b;
 	}
-	if (write_frames(e, "a.in", fa, n) || write_frames(e, "b.in", fb, n))
+	if (tp_write_frames(e->dir, "a.in", fa, n) || tp_write_frames(e->dir, "b.in", fb, n))
 		abort();
 	for (int i = 0; i < n; i++) {
 		qkd_frame_free(fa[i]);
@@ -475,8 +372,8 @@ TEST(deferred_authentication)
 	env_init(&e);
 	equal_frames(&e, 3, 60000, 10000);
 	ASSERT_EQ(0, run_chains2(&e, d, d, 60));
-	ASSERT_EQ(3, read_frames(&e, "a.out", oa, MAX_FRAMES));
-	ASSERT_EQ(3, read_frames(&e, "b.out", ob, MAX_FRAMES));
+	ASSERT_EQ(3, tp_read_frames(e.dir, "a.out", oa, MAX_FRAMES));
+	ASSERT_EQ(3, tp_read_frames(e.dir, "b.out", ob, MAX_FRAMES));
 	for (int i = 0; i < 3; i++) {
 		ASSERT_EQ(QKD_STATE_AMPLIFIED, oa[i]->state);
 		ASSERT_EQ(QKD_STATE_AMPLIFIED, ob[i]->state);
@@ -488,7 +385,7 @@ TEST(deferred_authentication)
 		qkd_frame_free(oa[i]);
 		qkd_frame_free(ob[i]);
 	}
-	env_free(&e);
+	tp_rmdir(e.dir);
 }
 
 TEST(mismatched_parameters_abort_on_both_sides)
@@ -504,8 +401,8 @@ TEST(mismatched_parameters_abort_on_both_sides)
 	env_init(&e);
 	equal_frames(&e, 2, 60000, 10000);
 	ASSERT_EQ(0, run_chains2(&e, cor, none, 60));
-	ASSERT_EQ(2, read_frames(&e, "a.out", oa, MAX_FRAMES));
-	ASSERT_EQ(2, read_frames(&e, "b.out", ob, MAX_FRAMES));
+	ASSERT_EQ(2, tp_read_frames(e.dir, "a.out", oa, MAX_FRAMES));
+	ASSERT_EQ(2, tp_read_frames(e.dir, "b.out", ob, MAX_FRAMES));
 	for (int i = 0; i < 2; i++) {
 		ASSERT_EQ(QKD_STATE_ABORTED, oa[i]->state);
 		ASSERT_EQ(QKD_ABORT_PEER, oa[i]->abort_reason);
@@ -513,14 +410,14 @@ TEST(mismatched_parameters_abort_on_both_sides)
 		qkd_frame_free(oa[i]);
 		qkd_frame_free(ob[i]);
 	}
-	env_free(&e);
+	tp_rmdir(e.dir);
 
 	/* Alice asks for more output than Bob's bound allows: Bob refuses */
 	env_init(&e);
 	equal_frames(&e, 3, 60000, 10000);
 	ASSERT_EQ(0, run_chains2(&e, none, sec, 60));
-	ASSERT_EQ(3, read_frames(&e, "a.out", oa, MAX_FRAMES));
-	ASSERT_EQ(3, read_frames(&e, "b.out", ob, MAX_FRAMES));
+	ASSERT_EQ(3, tp_read_frames(e.dir, "a.out", oa, MAX_FRAMES));
+	ASSERT_EQ(3, tp_read_frames(e.dir, "b.out", ob, MAX_FRAMES));
 	for (int i = 0; i < 3; i++) {
 		ASSERT_EQ(QKD_STATE_ABORTED, oa[i]->state);
 		ASSERT_EQ(QKD_STATE_ABORTED, ob[i]->state);
@@ -529,7 +426,7 @@ TEST(mismatched_parameters_abort_on_both_sides)
 		qkd_frame_free(oa[i]);
 		qkd_frame_free(ob[i]);
 	}
-	env_free(&e);
+	tp_rmdir(e.dir);
 }
 
 TEST_HARNESS_MAIN

@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
+#include "testproc.h"
 #include "qkd/frame.h"
 #include "qkd/keypool.h"
 #include "qkd/module.h"
@@ -106,15 +107,11 @@ static void env_init(struct env *e)
 
 static void env_free(struct env *e)
 {
-	char cmd[128];
-
 	if (e->keep) {
 		fprintf(stderr, "# files of the failed run kept in %s\n", e->dir);
 		return;
 	}
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", e->dir);
-	if (system(cmd))
-		fprintf(stderr, "could not remove %s\n", e->dir);
+	tp_rmdir(e->dir);
 }
 
 static void side_free(struct side *s)
@@ -181,8 +178,6 @@ static void show_logs(struct env *e)
 static int run_pair_once(struct env *e, const char *vars, bool fresh_pools, int timeout_s)
 {
 	char cmd[4096];
-	time_t end = time(NULL) + timeout_s;
-	pid_t pid;
 	int st;
 
 	snprintf(cmd, sizeof(cmd),
@@ -191,30 +186,7 @@ static int run_pair_once(struct env *e, const char *vars, bool fresh_pools, int 
 		 "%s qkd_pair '%s'",
 		 e->top, e->bin, e->port, vars,
 		 fresh_pools ? "qkd_pools \"$PWD\" 1048576 &&" : "", e->dir);
-	pid = fork();
-	if (pid == 0) {
-		setpgid(0, 0);
-		if (chdir(e->dir))
-			_exit(127);
-		execl("/bin/bash", "bash", "-c", cmd, (char *)NULL);
-		_exit(127);
-	}
-	if (pid < 0)
-		return -1;
-	for (;;) {
-		pid_t w = waitpid(pid, &st, WNOHANG);
-
-		if (w == pid)
-			break;
-		if (time(NULL) > end) {
-			kill(-pid, SIGKILL);
-			waitpid(pid, &st, 0);
-			show_logs(e);
-			return -1;
-		}
-		usleep(20000);
-	}
-	st = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	st = tp_wait(tp_spawn_bash(e->dir, cmd), timeout_s);
 	if (st)
 		show_logs(e);
 	return st;

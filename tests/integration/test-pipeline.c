@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
+#include "testproc.h"
 #include "qkd/bb84sim.h"
 #include "qkd/estimate.h"
 #include "qkd/frame.h"
@@ -74,25 +75,13 @@ static int port_free(int port)
 
 static void env_init(struct env *e)
 {
-	const char *b = getenv("QKD_BUILD");
-	char cmd[256];
 	unsigned r;
 
-	char *top = realpath(b ? b : "build", NULL);
-
-	/* The stages run in the temporary directory: absolute paths. */
-	snprintf(e->bin, sizeof(e->bin), "%s/bin", top ? top : "build");
-	free(top);
+	tp_bin_dir(e->bin, sizeof(e->bin));
 	strcpy(e->dir, "/tmp/qkd-pipeline.XXXXXX");
-	if (!mkdtemp(e->dir))
-		abort();
+	tp_mkdtemp(e->dir);
 	/* Same random pre-shared key for both sides, each with its own spent record. */
-	snprintf(cmd, sizeof(cmd),
-		 "cd %s && head -c 1048576 /dev/urandom > a.pool && cp a.pool b.pool && "
-		 "printf 'QKDSPNT1\\0\\0\\0\\0\\0\\0\\0\\0' > a.pool.spent && "
-		 "cp a.pool.spent b.pool.spent", e->dir);
-	if (system(cmd))
-		abort();
+	tp_identical_pools(e->dir, 1048576);
 	/* Six consecutive loopback ports nobody is bound to right now. */
 	for (int tries = 0; tries < 100; tries++) {
 		int ok = 1;
@@ -113,86 +102,11 @@ static void env_init(struct env *e)
 
 static void env_free(struct env *e)
 {
-	char cmd[128];
-
 	if (getenv("QKD_KEEP")) {
 		fprintf(stderr, "# kept %s\n", e->dir);
 		return;
 	}
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", e->dir);
-	if (system(cmd))
-		fprintf(stderr, "could not remove %s\n", e->dir);
-}
-
-/* Run a shell command line in its own process group; returns the pid. */
-static pid_t spawn(const struct env *e, const char *cmd)
-{
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		setpgid(0, 0);
-		if (chdir(e->dir))
-			_exit(127);
-		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-		_exit(127);
-	}
-	return pid;
-}
-
-/* Wait up to timeout_s; on timeout kill the process group. Returns exit status or -1. */
-static int wait_for(pid_t pid, int timeout_s)
-{
-	struct timespec t0, now;
-	int st;
-
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (;;) {
-		pid_t r = waitpid(pid, &st, WNOHANG);
-
-		if (r == pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (now.tv_sec - t0.tv_sec > timeout_s) {
-			kill(-pid, SIGKILL);
-			waitpid(pid, &st, 0);
-			return -1;
-		}
-		usleep(10000);
-	}
-}
-
-static int read_frames(const struct env *e, const char *name, struct qkd_frame **out, int max)
-{
-	char path[256];
-	struct qkd_stream *s;
-	int fd, n = 0, r;
-
-	snprintf(path, sizeof(path), "%s/%s", e->dir, name);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return -1;
-	s = qkd_stream_open(fd, QKD_STREAM_READ | QKD_STREAM_FALLBACK);
-	if (!s)
-		return -1;
-	while (n < max) {
-		out[n] = NULL;
-		r = qkd_read_frame(s, &out[n]);
-		if (r <= 0) {
-			qkd_frame_free(out[n]);
-			if (r < 0)
-				n = -1;
-			break;
-		}
-		n++;
-	}
-	qkd_stream_close(s);
-	return n;
-}
-
-static void free_frames(struct qkd_frame **f, int n)
-{
-	for (int i = 0; i < n; i++)
-		qkd_frame_free(f[i]);
+	tp_rmdir(e->dir);
 }
 
 static int read_truth(const struct env *e, const char *name, struct truth *t, int max)
@@ -260,8 +174,8 @@ static int log_produced(const struct env *e, const char *name)
 
 static int run_pair(const struct env *e, const char *alice, const char *bob, int timeout)
 {
-	pid_t b = spawn(e, bob), a = spawn(e, alice);
-	int sa = wait_for(a, timeout), sb = wait_for(b, timeout);
+	pid_t b = tp_spawn(e->dir, bob), a = tp_spawn(e->dir, alice);
+	int sa = tp_wait(a, timeout), sb = tp_wait(b, timeout);
 
 	return sa ? sa : sb;
 }
@@ -305,8 +219,8 @@ TEST_F_TIMEOUT(pipe, sifting_matches_ground_truth, 180)
 		 "%s/qkd-sift --role alice --peer 127.0.0.1:%d --keypool a.pool > a.out 2>a.log",
 		 self->e.bin, seed, slots, self->e.bin, self->e.port);
 	ASSERT_EQ(0, run_pair(&self->e, a, b, 60));
-	na = read_frames(&self->e, "a.out", fa, MAX_FRAMES);
-	nb = read_frames(&self->e, "b.out", fb, MAX_FRAMES);
+	na = tp_read_frames(self->e.dir, "a.out", fa, MAX_FRAMES);
+	nb = tp_read_frames(self->e.dir, "b.out", fb, MAX_FRAMES);
 	nt = read_truth(&self->e, "truth", t, MAX_FRAMES);
 	ASSERT_EQ(6, na);
 	ASSERT_EQ(6, nb);
@@ -336,8 +250,8 @@ TEST_F_TIMEOUT(pipe, sifting_matches_ground_truth, 180)
 		}
 		ASSERT_EQ(j, fa[i]->bit_count);
 	}
-	free_frames(fa, na);
-	free_frames(fb, nb);
+	tp_free_frames(fa, na);
+	tp_free_frames(fb, nb);
 	free(araw);
 	free(braw);
 }
@@ -400,8 +314,8 @@ TEST_F_TIMEOUT(pipe, estimate_within_hoeffding_bound, 180)
 	full_pipeline(&self->e, a, b, "--seed 4711 --frames 30 --slots 200000 --qber 0.04",
 		      "--sample-ratio 0.15", false, false);
 	ASSERT_EQ(0, run_pair(&self->e, a, b, 120));
-	na = read_frames(&self->e, "a.out", fa, MAX_FRAMES);
-	nb = read_frames(&self->e, "b.out", fb, MAX_FRAMES);
+	na = tp_read_frames(self->e.dir, "a.out", fa, MAX_FRAMES);
+	nb = tp_read_frames(self->e.dir, "b.out", fb, MAX_FRAMES);
 	nt = read_truth(&self->e, "truth", t, MAX_FRAMES);
 	ASSERT_EQ(30, na);
 	ASSERT_EQ(30, nb);
@@ -424,8 +338,8 @@ TEST_F_TIMEOUT(pipe, estimate_within_hoeffding_bound, 180)
 									fb[i]->payload,
 									fa[i]->bit_count));
 	}
-	free_frames(fa, na);
-	free_frames(fb, nb);
+	tp_free_frames(fa, na);
+	tp_free_frames(fb, nb);
 }
 
 TEST_F_TIMEOUT(pipe, frames_above_threshold_are_aborted, 180)
@@ -437,8 +351,8 @@ TEST_F_TIMEOUT(pipe, frames_above_threshold_are_aborted, 180)
 	full_pipeline(&self->e, a, b, "--seed 5 --frames 4 --slots 200000 --qber 0.25", "--max-qber 11%",
 		      false, false);
 	ASSERT_EQ(0, run_pair(&self->e, a, b, 60));
-	na = read_frames(&self->e, "a.out", fa, MAX_FRAMES);
-	nb = read_frames(&self->e, "b.out", fb, MAX_FRAMES);
+	na = tp_read_frames(self->e.dir, "a.out", fa, MAX_FRAMES);
+	nb = tp_read_frames(self->e.dir, "b.out", fb, MAX_FRAMES);
 	ASSERT_EQ(4, na);
 	ASSERT_EQ(4, nb);
 	for (int i = 0; i < 4; i++) {
@@ -449,8 +363,8 @@ TEST_F_TIMEOUT(pipe, frames_above_threshold_are_aborted, 180)
 		ASSERT_EQ(0u, fa[i]->payload_len);
 		ASSERT_GT(fa[i]->qber_ppm, 110000u); /* why it was aborted */
 	}
-	free_frames(fa, na);
-	free_frames(fb, nb);
+	tp_free_frames(fa, na);
+	tp_free_frames(fb, nb);
 }
 
 /* Key ids 0..n-1 in order, every frame complete and of the same state on both sides. */
@@ -537,19 +451,19 @@ TEST_F_TIMEOUT(pipe, sigterm_to_sources_loses_no_frame, 180)
 
 	/* Endless sources at 40 frames/s, stopped by SIGTERM; the rest drains. */
 	full_pipeline(&self->e, a, b, "--seed 8 --slots 50000 --rate 40", "", true, false);
-	pb = spawn(&self->e, b);
-	pa = spawn(&self->e, a);
+	pb = tp_spawn(self->e.dir, b);
+	pa = tp_spawn(self->e.dir, a);
 	/* Signal once a few frames came through (not after a fixed time: load varies). */
 	ASSERT_EQ(0, wait_flowing(&self->e, 3 * QKD_FRAME_HDR_LEN));
 	usleep(200000);
 	signal_pidfile(_metadata, &self->e, "sim-a.pid");
 	signal_pidfile(_metadata, &self->e, "sim-b.pid");
-	ASSERT_EQ(0, wait_for(pa, 30));
-	ASSERT_EQ(0, wait_for(pb, 30));
+	ASSERT_EQ(0, tp_wait(pa, 30));
+	ASSERT_EQ(0, tp_wait(pb, 30));
 	ASSERT_EQ(0, read_int(&self->e, "sim-a.status"));
 	ASSERT_EQ(0, read_int(&self->e, "sim-b.status"));
-	na = read_frames(&self->e, "a.out", fa, MAX_FRAMES);
-	nb = read_frames(&self->e, "b.out", fb, MAX_FRAMES);
+	na = tp_read_frames(self->e.dir, "a.out", fa, MAX_FRAMES);
+	nb = tp_read_frames(self->e.dir, "b.out", fb, MAX_FRAMES);
 	ASSERT_GE(na, 3);
 	ASSERT_GE(nb, 3);
 	/* Every frame a source made came out at the end of its pipeline. */
@@ -578,8 +492,8 @@ TEST_F_TIMEOUT(pipe, sigterm_to_sources_loses_no_frame, 180)
 		ASSERT_EQ(QKD_STATE_ABORTED, x->state);
 		ASSERT_EQ(QKD_ABORT_PEER, x->abort_reason);
 	}
-	free_frames(fa, na);
-	free_frames(fb, nb);
+	tp_free_frames(fa, na);
+	tp_free_frames(fb, nb);
 }
 
 TEST_F_TIMEOUT(pipe, sigterm_to_middle_stage_loses_no_accepted_frame, 180)
@@ -591,14 +505,14 @@ TEST_F_TIMEOUT(pipe, sigterm_to_middle_stage_loses_no_accepted_frame, 180)
 	int na, nb;
 
 	full_pipeline(&self->e, a, b, "--seed 9 --slots 50000 --rate 40", "", false, true);
-	pb = spawn(&self->e, b);
-	pa = spawn(&self->e, a);
+	pb = tp_spawn(self->e.dir, b);
+	pa = tp_spawn(self->e.dir, a);
 	ASSERT_EQ(0, wait_flowing(&self->e, 3 * QKD_FRAME_HDR_LEN));
 	usleep(200000);
 	signal_pidfile(_metadata, &self->e, "sift-a.pid");
 	signal_pidfile(_metadata, &self->e, "sift-b.pid");
-	ASSERT_EQ(0, wait_for(pa, 30));
-	ASSERT_EQ(0, wait_for(pb, 30));
+	ASSERT_EQ(0, tp_wait(pa, 30));
+	ASSERT_EQ(0, tp_wait(pb, 30));
 	/* The stopped stages exit 0 having written every frame they read. */
 	ASSERT_EQ(0, read_int(&self->e, "sift-a.status"));
 	ASSERT_EQ(0, read_int(&self->e, "sift-b.status"));
@@ -608,16 +522,16 @@ TEST_F_TIMEOUT(pipe, sigterm_to_middle_stage_loses_no_accepted_frame, 180)
 	ASSERT_EQ(in_b, out_b);
 	ASSERT_GE(in_a, 3u);
 	/* ... and they all reached the end of the pipeline, complete and in order. */
-	na = read_frames(&self->e, "a.out", fa, MAX_FRAMES);
-	nb = read_frames(&self->e, "b.out", fb, MAX_FRAMES);
+	na = tp_read_frames(self->e.dir, "a.out", fa, MAX_FRAMES);
+	nb = tp_read_frames(self->e.dir, "b.out", fb, MAX_FRAMES);
 	ASSERT_EQ((uint64_t)na, out_a);
 	ASSERT_EQ((uint64_t)nb, out_b);
 	for (int i = 0; i < na; i++)
 		ASSERT_EQ((uint64_t)i, fa[i]->key_id);
 	for (int i = 0; i < nb; i++)
 		ASSERT_EQ((uint64_t)i, fb[i]->key_id);
-	free_frames(fa, na);
-	free_frames(fb, nb);
+	tp_free_frames(fa, na);
+	tp_free_frames(fb, nb);
 }
 
 TEST_F_TIMEOUT(pipe, parallel_instances_restore_order, 180)
@@ -647,14 +561,14 @@ TEST_F_TIMEOUT(pipe, parallel_instances_restore_order, 180)
 			 self->e.bin, role, conn, self->e.port + 2, c, c, c, c, c);
 	}
 	ASSERT_EQ(0, run_pair(&self->e, a, b, 60));
-	na = read_frames(&self->e, "a.out", fa, MAX_FRAMES);
-	nb = read_frames(&self->e, "b.out", fb, MAX_FRAMES);
+	na = tp_read_frames(self->e.dir, "a.out", fa, MAX_FRAMES);
+	nb = tp_read_frames(self->e.dir, "b.out", fb, MAX_FRAMES);
 	ASSERT_EQ(9, na);
 	check_consecutive(_metadata, fa, na, fb, nb);
 	for (int i = 0; i < na; i++)
 		ASSERT_EQ(QKD_STATE_ESTIMATED, fa[i]->state);
-	free_frames(fa, na);
-	free_frames(fb, nb);
+	tp_free_frames(fa, na);
+	tp_free_frames(fb, nb);
 }
 
 /*
@@ -791,13 +705,13 @@ TEST_F_TIMEOUT(pipe, flipped_bit_in_peer_message_yields_no_key, 180)
 		 "%s/qkd-sim --role alice --seed 77 --frames 6 --slots 100000 2>sim-a.log | "
 		 "%s/qkd-sift --role alice --peer 127.0.0.1:%d --keypool a.pool > a.out 2>a.log",
 		 self->e.bin, self->e.bin, proxy_port);
-	pb = spawn(&self->e, b);
-	pa = spawn(&self->e, a);
-	ASSERT_EQ(0, wait_for(pa, 60));
-	ASSERT_EQ(0, wait_for(pb, 60));
-	ASSERT_EQ(0, wait_for(mitm, 10));
-	na = read_frames(&self->e, "a.out", fa, MAX_FRAMES);
-	nb = read_frames(&self->e, "b.out", fb, MAX_FRAMES);
+	pb = tp_spawn(self->e.dir, b);
+	pa = tp_spawn(self->e.dir, a);
+	ASSERT_EQ(0, tp_wait(pa, 60));
+	ASSERT_EQ(0, tp_wait(pb, 60));
+	ASSERT_EQ(0, tp_wait(mitm, 10));
+	na = tp_read_frames(self->e.dir, "a.out", fa, MAX_FRAMES);
+	nb = tp_read_frames(self->e.dir, "b.out", fb, MAX_FRAMES);
 	ASSERT_EQ(6, read_truth(&self->e, "truth", t, MAX_FRAMES));
 	ASSERT_EQ(6, na);
 	ASSERT_EQ(6, nb);
@@ -831,8 +745,8 @@ TEST_F_TIMEOUT(pipe, flipped_bit_in_peer_message_yields_no_key, 180)
 	}
 	ASSERT_EQ(0, log_counts(&self->e, "a.log", &in, &out));
 	ASSERT_EQ(6u, out);
-	free_frames(fa, na);
-	free_frames(fb, nb);
+	tp_free_frames(fa, na);
+	tp_free_frames(fb, nb);
 }
 
 TEST_F_TIMEOUT(pipe, flipped_bit_in_estimate_messages_yields_no_key, 180)
@@ -863,9 +777,9 @@ TEST_F_TIMEOUT(pipe, flipped_bit_in_estimate_messages_yields_no_key, 180)
 		memcpy(p, to, strlen(to));
 	}
 	ASSERT_EQ(0, run_pair(&self->e, a, b, 60));
-	ASSERT_EQ(0, wait_for(mitm, 10));
-	na = read_frames(&self->e, "a.out", fa, MAX_FRAMES);
-	nb = read_frames(&self->e, "b.out", fb, MAX_FRAMES);
+	ASSERT_EQ(0, tp_wait(mitm, 10));
+	na = tp_read_frames(self->e.dir, "a.out", fa, MAX_FRAMES);
+	nb = tp_read_frames(self->e.dir, "b.out", fb, MAX_FRAMES);
 	ASSERT_EQ(6, na);
 	ASSERT_EQ(6, nb);
 	for (int i = 0; i < 6; i++) {
@@ -880,8 +794,8 @@ TEST_F_TIMEOUT(pipe, flipped_bit_in_estimate_messages_yields_no_key, 180)
 			ASSERT_EQ(fa[i]->qber_ppm, fb[i]->qber_ppm);
 		}
 	}
-	free_frames(fa, na);
-	free_frames(fb, nb);
+	tp_free_frames(fa, na);
+	tp_free_frames(fb, nb);
 }
 
 /* Copy the frames of src whose key id is in keep[] (n entries) to dst. */
@@ -891,7 +805,7 @@ static int filter_frames(const struct env *e, const char *src, const char *dst,
 	struct qkd_frame *f[MAX_FRAMES];
 	struct qkd_stream *w;
 	char path[256];
-	int nf = read_frames(e, src, f, MAX_FRAMES), fd;
+	int nf = tp_read_frames(e->dir, src, f, MAX_FRAMES), fd;
 
 	snprintf(path, sizeof(path), "%s/%s", e->dir, dst);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -902,7 +816,7 @@ static int filter_frames(const struct env *e, const char *src, const char *dst,
 		for (int j = 0; j < n; j++)
 			if (f[i]->key_id == keep[j] && qkd_write_frame(w, f[i]))
 				return -1;
-	free_frames(f, nf);
+	tp_free_frames(f, nf);
 	return qkd_stream_close(w);
 }
 
@@ -922,7 +836,7 @@ TEST_F_TIMEOUT(pipe, frames_missing_on_one_side_are_aborted_not_mismatched, 180)
 
 	snprintf(cmd, CMD, "%s/qkd-sim --seed 3 --frames 10 --slots 100000 --alice-out a.raw "
 		 "--bob-out b.raw --truth truth 2>sim.log", self->e.bin);
-	ASSERT_EQ(0, wait_for(spawn(&self->e, cmd), 30));
+	ASSERT_EQ(0, tp_wait(tp_spawn(self->e.dir, cmd), 30));
 	ASSERT_EQ(10, read_truth(&self->e, "truth", t, MAX_FRAMES));
 	ASSERT_EQ(0, filter_frames(&self->e, "a.raw", "a.in", keep_a, 7));
 	ASSERT_EQ(0, filter_frames(&self->e, "b.raw", "b.in", keep_b, 8));
@@ -931,8 +845,8 @@ TEST_F_TIMEOUT(pipe, frames_missing_on_one_side_are_aborted_not_mismatched, 180)
 	snprintf(a, CMD, "%s/qkd-sift --role alice --peer 127.0.0.1:%d --keypool a.pool "
 		 "--in a.in --out a.out 2>a.log", self->e.bin, self->e.port);
 	ASSERT_EQ(0, run_pair(&self->e, a, b, 60));
-	na = read_frames(&self->e, "a.out", fa, MAX_FRAMES);
-	nb = read_frames(&self->e, "b.out", fb, MAX_FRAMES);
+	na = tp_read_frames(self->e.dir, "a.out", fa, MAX_FRAMES);
+	nb = tp_read_frames(self->e.dir, "b.out", fb, MAX_FRAMES);
 	ASSERT_EQ(7, na);
 	ASSERT_EQ(8, nb);
 	for (int side = 0; side < 2; side++) {
@@ -971,8 +885,8 @@ TEST_F_TIMEOUT(pipe, frames_missing_on_one_side_are_aborted_not_mismatched, 180)
 			j++;
 		}
 	}
-	free_frames(fa, na);
-	free_frames(fb, nb);
+	tp_free_frames(fa, na);
+	tp_free_frames(fb, nb);
 }
 
 /*
@@ -993,16 +907,16 @@ TEST_F_TIMEOUT(pipe, slow_source_is_not_a_stalled_peer, 180)
 		 "2>sim-a.log | %s/qkd-sift --role alice --peer 127.0.0.1:%d --keypool a.pool "
 		 "--peer-timeout 300 > a.out 2>a.log", self->e.bin, self->e.bin, self->e.port);
 	ASSERT_EQ(0, run_pair(&self->e, a, b, 60));
-	na = read_frames(&self->e, "a.out", fa, MAX_FRAMES);
-	nb = read_frames(&self->e, "b.out", fb, MAX_FRAMES);
+	na = tp_read_frames(self->e.dir, "a.out", fa, MAX_FRAMES);
+	nb = tp_read_frames(self->e.dir, "b.out", fb, MAX_FRAMES);
 	ASSERT_EQ(4, na);
 	ASSERT_EQ(4, nb);
 	for (int i = 0; i < 4; i++) {
 		ASSERT_EQ(QKD_STATE_SIFTED, fa[i]->state);
 		ASSERT_EQ(QKD_STATE_SIFTED, fb[i]->state);
 	}
-	free_frames(fa, na);
-	free_frames(fb, nb);
+	tp_free_frames(fa, na);
+	tp_free_frames(fb, nb);
 }
 
 /* ... and a stop request ends that wait at once, aborting nothing already done. */
@@ -1021,21 +935,21 @@ TEST_F_TIMEOUT(pipe, sigterm_while_waiting_for_a_slow_peer, 180)
 		 "2>sim-a.log | { exec 3<&0; %s/qkd-sift --role alice --peer 127.0.0.1:%d "
 		 "--keypool a.pool --log-level debug <&3 > a.out 2>a.log & echo $! > sift-a.pid; wait $!; "
 		 "echo $? > sift-a.status; }", self->e.bin, self->e.bin, self->e.port);
-	pb = spawn(&self->e, b);
-	pa = spawn(&self->e, a);
+	pb = tp_spawn(self->e.dir, b);
+	pa = tp_spawn(self->e.dir, a);
 	/* Frame 0 sifted (outputs are batched: watch the log); Bob's next is 4 s away. */
 	ASSERT_EQ(0, wait_log(&self->e, "a.log", "key 0: "));
 	usleep(300000);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	signal_pidfile(_metadata, &self->e, "sift-a.pid");
-	ASSERT_EQ(0, wait_for(pa, 30));
+	ASSERT_EQ(0, tp_wait(pa, 30));
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	ASSERT_EQ(0, read_int(&self->e, "sift-a.status"));
 	/* Well before Bob's next frame (the stop check runs every 100 ms). */
 	ASSERT_LT((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000, 2500);
-	ASSERT_EQ(0, wait_for(pb, 30));
-	na = read_frames(&self->e, "a.out", fa, MAX_FRAMES);
-	nb = read_frames(&self->e, "b.out", fb, MAX_FRAMES);
+	ASSERT_EQ(0, tp_wait(pb, 30));
+	na = tp_read_frames(self->e.dir, "a.out", fa, MAX_FRAMES);
+	nb = tp_read_frames(self->e.dir, "b.out", fb, MAX_FRAMES);
 	/* Alice: frame 0 sifted, frame 1 (read, never started by Bob) aborted. */
 	ASSERT_EQ(2, na);
 	ASSERT_EQ(QKD_STATE_SIFTED, fa[0]->state);
@@ -1048,8 +962,8 @@ TEST_F_TIMEOUT(pipe, sigterm_while_waiting_for_a_slow_peer, 180)
 		ASSERT_EQ(QKD_STATE_ABORTED, fb[i]->state);
 		ASSERT_EQ(QKD_ABORT_PEER, fb[i]->abort_reason);
 	}
-	free_frames(fa, na);
-	free_frames(fb, nb);
+	tp_free_frames(fa, na);
+	tp_free_frames(fb, nb);
 }
 
 TEST_F_TIMEOUT(pipe, deferred_authentication_folds_both_stages, 180)
@@ -1072,8 +986,8 @@ TEST_F_TIMEOUT(pipe, deferred_authentication_folds_both_stages, 180)
 			 self->e.bin, role, conn, self->e.port + 1, c, c, c);
 	}
 	ASSERT_EQ(0, run_pair(&self->e, a, b, 60));
-	na = read_frames(&self->e, "a.out", fa, MAX_FRAMES);
-	nb = read_frames(&self->e, "b.out", fb, MAX_FRAMES);
+	na = tp_read_frames(self->e.dir, "a.out", fa, MAX_FRAMES);
+	nb = tp_read_frames(self->e.dir, "b.out", fb, MAX_FRAMES);
 	ASSERT_EQ(4, na);
 	ASSERT_EQ(4, nb);
 	for (int i = 0; i < 4; i++) {
@@ -1089,8 +1003,8 @@ TEST_F_TIMEOUT(pipe, deferred_authentication_folds_both_stages, 180)
 			ASSERT_NE(0, memcmp(fa[i]->auth_acc, fa[i - 1]->auth_acc,
 					    sizeof(fa[i]->auth_acc)));
 	}
-	free_frames(fa, na);
-	free_frames(fb, nb);
+	tp_free_frames(fa, na);
+	tp_free_frames(fb, nb);
 }
 
 TEST_HARNESS_MAIN

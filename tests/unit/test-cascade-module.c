@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
+#include "testproc.h"
 #include "qkd/cascade.h"
 #include "qkd/frame.h"
 #include "qkd/module.h"
@@ -42,126 +43,11 @@ struct env {
 
 static void env_init(struct env *e)
 {
-	const char *b = getenv("QKD_BUILD");
-	char cmd[256], *top = realpath(b ? b : "build", NULL);
-
-	snprintf(e->bin, sizeof(e->bin), "%s/bin", top ? top : "build");
-	free(top);
+	tp_bin_dir(e->bin, sizeof(e->bin));
 	strcpy(e->dir, "/tmp/qkd-cascade.XXXXXX");
-	if (!mkdtemp(e->dir))
-		abort();
-	snprintf(cmd, sizeof(cmd),
-		 "cd %s && head -c 1048576 /dev/urandom > a.pool && cp a.pool b.pool && "
-		 "printf 'QKDSPNT1\\0\\0\\0\\0\\0\\0\\0\\0' > a.pool.spent && "
-		 "cp a.pool.spent b.pool.spent", e->dir);
-	if (system(cmd))
-		abort();
-	/* A port nobody listens on now (the kernel's pick), not a random guess. */
-	{
-		struct sockaddr_in a = { .sin_family = AF_INET,
-					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-		socklen_t l = sizeof(a);
-		int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-		if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
-		    getsockname(fd, (struct sockaddr *)&a, &l))
-			abort();
-		e->port = ntohs(a.sin_port);
-		close(fd);
-	}
-}
-
-static void env_free(struct env *e)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", e->dir);
-	if (system(cmd))
-		fprintf(stderr, "could not remove %s\n", e->dir);
-}
-
-static pid_t spawn(const struct env *e, const char *cmd)
-{
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		setpgid(0, 0);
-		if (chdir(e->dir))
-			_exit(127);
-		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-		_exit(127);
-	}
-	return pid;
-}
-
-static int wait_for(pid_t pid, int timeout_s)
-{
-	struct timespec t0, now;
-	int st;
-
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (;;) {
-		pid_t r = waitpid(pid, &st, WNOHANG);
-
-		if (r == pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (now.tv_sec - t0.tv_sec > timeout_s) {
-			kill(-pid, SIGKILL);
-			waitpid(pid, &st, 0);
-			return -1;
-		}
-		usleep(10000);
-	}
-}
-
-static int write_frames(const struct env *e, const char *name, struct qkd_frame **f, int n)
-{
-	char path[256];
-	struct qkd_stream *s;
-	int fd, r = 0;
-
-	snprintf(path, sizeof(path), "%s/%s", e->dir, name);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0)
-		return -1;
-	s = qkd_stream_open(fd, QKD_STREAM_WRITE | QKD_STREAM_FALLBACK);
-	if (!s)
-		return -1;
-	for (int i = 0; i < n && !r; i++)
-		if (f[i])
-			r = qkd_write_frame(s, f[i]);
-	if (qkd_stream_close(s))
-		r = -1;
-	return r;
-}
-
-static int read_frames(const struct env *e, const char *name, struct qkd_frame **out, int max)
-{
-	char path[256];
-	struct qkd_stream *s;
-	int fd, n = 0, r;
-
-	snprintf(path, sizeof(path), "%s/%s", e->dir, name);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return -1;
-	s = qkd_stream_open(fd, QKD_STREAM_READ | QKD_STREAM_FALLBACK);
-	if (!s)
-		return -1;
-	while (n < max) {
-		out[n] = NULL;
-		r = qkd_read_frame(s, &out[n]);
-		if (r <= 0) {
-			qkd_frame_free(out[n]);
-			if (r < 0)
-				n = -1;
-			break;
-		}
-		n++;
-	}
-	qkd_stream_close(s);
-	return n;
+	tp_mkdtemp(e->dir);
+	tp_identical_pools(e->dir, 1048576);
+	e->port = tp_free_ports(1);
 }
 
 static uint64_t rs = 0x2545f4914f6cdd1dull;
@@ -217,11 +103,11 @@ static int run_pair(const struct env *e, const char *opts, int timeout_s)
 			 "%s/qkd-cascade --role %s %s 127.0.0.1:%d --keypool %c.pool %s "
 			 "< %c.in > %c.out 2> %c.log", e->bin, role, conn, e->port, c, opts, c, c, c);
 	}
-	pid[1] = spawn(e, cmd[1]);
+	pid[1] = tp_spawn(e->dir, cmd[1]);
 	usleep(100000);
-	pid[0] = spawn(e, cmd[0]);
-	st[0] = wait_for(pid[0], timeout_s);
-	st[1] = wait_for(pid[1], timeout_s);
+	pid[0] = tp_spawn(e->dir, cmd[0]);
+	st[0] = tp_wait(pid[0], timeout_s);
+	st[1] = tp_wait(pid[1], timeout_s);
 	if (st[0] || st[1]) {
 		char c[256];
 
@@ -230,12 +116,6 @@ static int run_pair(const struct env *e, const char *opts, int timeout_s)
 			fprintf(stderr, "no logs\n");
 	}
 	return st[0] || st[1] ? -1 : 0;
-}
-
-static void free_all(struct qkd_frame **f, int n)
-{
-	for (int i = 0; i < n; i++)
-		qkd_frame_free(f[i]);
 }
 
 /* Many frames of every kind through both modes of authentication. */
@@ -266,11 +146,11 @@ static void many_frames(struct __test_metadata *_metadata, const char *opts)
 	a[25] = NULL;
 	/* frame 30: no QBER known */
 	a[30]->qber_ppm = b[30]->qber_ppm = QKD_QBER_UNKNOWN;
-	ASSERT_EQ(0, write_frames(&e, "a.in", a, N));
-	ASSERT_EQ(0, write_frames(&e, "b.in", b, N));
+	ASSERT_EQ(0, tp_write_frames(e.dir, "a.in", a, N));
+	ASSERT_EQ(0, tp_write_frames(e.dir, "b.in", b, N));
 	ASSERT_EQ(0, run_pair(&e, opts, 120));
-	na = read_frames(&e, "a.out", oa, MAX_FRAMES);
-	nb = read_frames(&e, "b.out", ob, MAX_FRAMES);
+	na = tp_read_frames(e.dir, "a.out", oa, MAX_FRAMES);
+	nb = tp_read_frames(e.dir, "b.out", ob, MAX_FRAMES);
 	ASSERT_EQ(N - 1, na);
 	ASSERT_EQ(N - 1, nb);
 	for (int i = 0, ia = 0, ib = 0; i < N; i++) {
@@ -317,11 +197,11 @@ static void many_frames(struct __test_metadata *_metadata, const char *opts)
 		ASSERT_LT(fb->disclosed_bits, 1000 + fb->bit_count);
 	}
 	ASSERT_LE(residual, 1);
-	free_all(oa, na);
-	free_all(ob, nb);
-	free_all(a, N);
-	free_all(b, N);
-	env_free(&e);
+	tp_free_frames(oa, na);
+	tp_free_frames(ob, nb);
+	tp_free_frames(a, N);
+	tp_free_frames(b, N);
+	tp_rmdir(e.dir);
 }
 
 TEST(corrects_frames_immediate_auth)
@@ -343,22 +223,22 @@ TEST(round_limit_aborts_with_ec)
 	env_init(&e);
 	for (int i = 0; i < N; i++)
 		estimated(1 + i, 20000, 0.05, &a[i], &b[i]);
-	ASSERT_EQ(0, write_frames(&e, "a.in", a, N));
-	ASSERT_EQ(0, write_frames(&e, "b.in", b, N));
+	ASSERT_EQ(0, tp_write_frames(e.dir, "a.in", a, N));
+	ASSERT_EQ(0, tp_write_frames(e.dir, "b.in", b, N));
 	ASSERT_EQ(0, run_pair(&e, "--max-rounds 10", 60));
-	ASSERT_EQ(N, read_frames(&e, "a.out", oa, MAX_FRAMES));
-	ASSERT_EQ(N, read_frames(&e, "b.out", ob, MAX_FRAMES));
+	ASSERT_EQ(N, tp_read_frames(e.dir, "a.out", oa, MAX_FRAMES));
+	ASSERT_EQ(N, tp_read_frames(e.dir, "b.out", ob, MAX_FRAMES));
 	for (int i = 0; i < N; i++) {
 		ASSERT_EQ(QKD_STATE_ABORTED, oa[i]->state);
 		ASSERT_EQ(QKD_ABORT_EC, oa[i]->abort_reason);
 		ASSERT_EQ(QKD_STATE_ABORTED, ob[i]->state);
 		ASSERT_EQ(QKD_ABORT_EC, ob[i]->abort_reason);
 	}
-	free_all(oa, N);
-	free_all(ob, N);
-	free_all(a, N);
-	free_all(b, N);
-	env_free(&e);
+	tp_free_frames(oa, N);
+	tp_free_frames(ob, N);
+	tp_free_frames(a, N);
+	tp_free_frames(b, N);
+	tp_rmdir(e.dir);
 }
 
 TEST(help_lists_schedules)
@@ -382,7 +262,7 @@ TEST(help_lists_schedules)
 		 "--keypool %s/b.pool --schedule bogus < /dev/null > /dev/null 2>&1", e.bin,
 		 e.port, e.dir);
 	ASSERT_NE(0, system(cmd));
-	env_free(&e);
+	tp_rmdir(e.dir);
 }
 
 TEST_HARNESS_MAIN
