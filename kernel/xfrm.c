@@ -284,10 +284,16 @@ static void qks_xbind_work(struct work_struct *w)
 	/* Our outbound SA died (hard limit, or flushed by someone). */
 	if (b->cur && b->cur->out && READ_ONCE(b->cur->out->km.state) == XFRM_STATE_DEAD)
 		rekey = true;
-	if (rekey)
+	if (rekey) {
+		struct qks_xgen *before = b->cur;
+
 		err = qks_xadvance(b);
-	else if (!b->next)
+		/* Not switched (no key yet): the expiry will not be told again. */
+		if (b->cur == before)
+			atomic_set(&b->rekey, 1);
+	} else if (!b->next) {
 		err = qks_xgen_new(b);
+	}
 	qks_xretire(b);
 	b->err = err;
 	schedule_delayed_work(&b->work, HZ);

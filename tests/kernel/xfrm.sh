@@ -108,14 +108,30 @@ for ns in alice bob; do
 		tmpl src $l dst $p proto esp reqid 8 mode transport
 	ip netns exec $ns ip xfrm policy add src $p dst $l dir in \
 		tmpl src $p dst $l proto esp reqid 8 mode transport
-	ip netns exec $ns "$Q" link add ab6 && ip netns exec $ns "$Q" key push ab6 <<<"$keys"
+	# Only two keys: the binding runs dry on purpose below.
+	ip netns exec $ns "$Q" link add ab6 && ip netns exec $ns "$Q" key push ab6 <<<"$(head -n 2 <<<"$keys")"
 done
-A "$Q" xfrm bind ab6 src fd77::1 dst fd77::2 spi-base 0x3000 reqid 8 >/dev/null
-Bb "$Q" xfrm bind ab6 src fd77::2 dst fd77::1 spi-base 0x3000 reqid 8 >/dev/null
+A "$Q" xfrm bind ab6 src fd77::1 dst fd77::2 spi-base 0x3000 reqid 8 packets 6 >/dev/null
+Bb "$Q" xfrm bind ab6 src fd77::2 dst fd77::1 spi-base 0x3000 reqid 8 packets 6 >/dev/null
 check "IPv6: ping passes across QKD-keyed ESP SAs" quiet A ping -6 -c 3 -W 2 -q fd77::2
 check "IPv6: both sides hold the same key" \
 	test -n "$(sa_key alice fd77::1 fd77::2 0x3001)" -a \
 	     "$(sa_key alice fd77::1 fd77::2 0x3001)" = "$(sa_key bob fd77::1 fd77::2 0x3001)"
+# Out of keys: key 2 is used after 6 packets, its hard limit (12) stops the traffic.
+A ping -6 -c 30 -i 0.1 -W 1 -q fd77::2 >/dev/null 2>&1
+check "out of keys: the binding says it waits for a key" \
+	bash -c "ip netns exec alice $Q xfrm show ab6 | grep -q 'error No data available'"
+check "out of keys: traffic stops at the hard limit (fails closed)" \
+	bash -c "! ip netns exec alice ping -6 -c 2 -W 1 -q fd77::2 >/dev/null"
+for ns in alice bob; do
+	ip netns exec $ns "$Q" key push ab6 <<<"$(sed -n 3,6p <<<"$keys")"
+done
+for _ in $(seq 20); do quiet A ping -6 -c 1 -W 1 fd77::2 && break; sleep 0.5; done
+check "keys back: the binding rekeys by itself and traffic resumes" \
+	quiet A ping -6 -c 3 -W 2 -q fd77::2
+check "keys back: both sides use the same SPI again" \
+	bash -c "test \"\$(ip netns exec alice $Q xfrm show ab6 | grep -o 'spi 0x[0-9a-f]*')\" = \
+		\"\$(ip netns exec bob $Q xfrm show ab6 | grep -o 'spi 0x[0-9a-f]*')\""
 A "$Q" link del ab6; Bb "$Q" link del ab6
 
 # Unbind deletes the SAs.
