@@ -85,7 +85,8 @@ static const char usage_text[] =
 "        Remove a binding: its SAs are deleted and their keys wiped.\n"
 "    xfrm show LINK\n"
 "        Bindings of the link: template, current key id and SPI, next key id,\n"
-"        generations, what the outbound SA has carried and its age, last error.\n"
+"        generations, what the outbound SA has carried and its age, last error,\n"
+"        and what is left of the rekey budget ('rekey-in').\n"
 "\n"
 "EXIT STATUS\n"
 "    0 success, 1 the kernel refused or the module is not loaded, 2 usage error.\n"
@@ -390,6 +391,20 @@ static int print_xfrm(const struct qksc_xfrm_info *x, void *arg)
 	if (x->error)
 		printf(" error %s", strerror(-x->error));
 	printf("\n");
+	/* What is left of the rekey budget of the current outbound SA. */
+	if (x->has_key && (x->life_bytes || x->life_packets || x->life_seconds)) {
+		printf("    rekey-in");
+		if (x->life_bytes)
+			printf(" bytes %" PRIu64, x->life_bytes > x->used_bytes ?
+			       x->life_bytes - x->used_bytes : 0);
+		if (x->life_packets)
+			printf(" packets %" PRIu64, x->life_packets > x->used_packets ?
+			       x->life_packets - x->used_packets : 0);
+		if (x->life_seconds)
+			printf(" seconds %" PRIu64, x->life_seconds > x->age ?
+			       x->life_seconds - x->age : 0);
+		printf("\n");
+	}
 	return 0;
 }
 

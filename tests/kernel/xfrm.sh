@@ -51,6 +51,8 @@ ida=$(bind alice $A_IP $B_IP packets 40)
 idb=$(bind bob $B_IP $A_IP packets 40)
 check "bind on both sides" test -n "$ida" -a -n "$idb"
 check "ping passes across the QKD-keyed ESP SAs" quiet A ping -c 3 -W 2 -q $B_IP
+check "xfrm show reports the remaining budget" \
+	bash -c "ip netns exec alice $Q xfrm show ab | grep -Eq 'rekey-in packets [0-9]+'"
 check "traffic is ESP (alice's outbound SA counted packets)" \
 	bash -c "ip netns exec alice $Q xfrm show ab | grep -q 'used-packets [1-9]'"
 
