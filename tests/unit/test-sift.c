@@ -94,6 +94,80 @@ TEST(sifting_keeps_exactly_matching_detections)
 	free(braw);
 }
 
+/*
+ * The core works on 64 slots and 64 detections at a time: frame lengths
+ * around those boundaries and detection densities from none to every slot,
+ * against a plain per-slot scan (positions, bases, multi count, match mask,
+ * kept bits, zero padding).
+ */
+TEST(sifting_at_every_density_and_length)
+{
+	static const uint64_t lengths[] = { 0, 1, 7, 63, 64, 65, 127, 128, 129, 4133 };
+	static const unsigned density[] = { 0, 3, 22, 60, 100 }; /* percent detected */
+	uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+	for (unsigned li = 0; li < sizeof(lengths) / sizeof(lengths[0]); li++) {
+		for (unsigned di = 0; di < sizeof(density) / sizeof(density[0]); di++) {
+			uint64_t slots = lengths[li], n = 0, multi = 0, k = 0, matches = 0;
+			uint8_t *a = malloc(slots + 1), *b = malloc(slots + 1), *mask, *ka, *kb;
+			struct qkd_sift_det d;
+			const char *err = NULL;
+
+			for (uint64_t i = 0; i < slots; i++) {
+				rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+				a[i] = QKD_RAW_DETECTED | (rng & 3);
+				b[i] = (rng >> 8) & (QKD_RAW_VALUE | QKD_RAW_BASIS | QKD_RAW_MULTI);
+				if ((rng >> 16) % 100 < density[di])
+					b[i] |= QKD_RAW_DETECTED;
+			}
+			ASSERT_EQ(0, qkd_sift_detections(b, slots, &d));
+			for (uint64_t i = 0; i < slots; i++) {
+				if (!(b[i] & QKD_RAW_DETECTED))
+					continue;
+				ASSERT_LT(n, d.n);
+				ASSERT_EQ(i, d.pos[n]);
+				ASSERT_EQ(!!(b[i] & QKD_RAW_BASIS), qkd_bit_get(d.basis, n));
+				multi += !!(b[i] & QKD_RAW_MULTI);
+				n++;
+			}
+			ASSERT_EQ(n, d.n);
+			ASSERT_EQ(multi, d.multi);
+			mask = malloc(qkd_sift_mask_len(n) + 1);
+			ka = malloc(qkd_bits_to_bytes(n) + 8);
+			kb = malloc(qkd_bits_to_bytes(n) + 8);
+			memset(mask, 0xff, qkd_sift_mask_len(n) + 1);
+			memset(ka, 0xff, qkd_bits_to_bytes(n) + 8);
+			memset(kb, 0xff, qkd_bits_to_bytes(n) + 8);
+			ASSERT_LE(0, qkd_sift_match(a, slots, &d, mask, &err));
+			ASSERT_EQ(0, qkd_sift_check_mask(&d, mask, qkd_sift_mask_len(n), &err));
+			ASSERT_EQ(qkd_sift_keep(a, &d, mask, ka), qkd_sift_keep(b, &d, mask, kb));
+			for (uint64_t j = 0; j < n; j++) {
+				uint64_t i = d.pos[j];
+				bool match = !((a[i] ^ b[i]) & QKD_RAW_BASIS);
+
+				ASSERT_EQ(match, qkd_bit_get(mask, j));
+				if (!match)
+					continue;
+				ASSERT_EQ(a[i] & QKD_RAW_VALUE, qkd_bit_get(ka, k));
+				ASSERT_EQ(b[i] & QKD_RAW_VALUE, qkd_bit_get(kb, k));
+				k++;
+				matches++;
+			}
+			ASSERT_EQ(matches, qkd_sift_keep(a, &d, mask, ka));
+			for (uint64_t bit = k; bit < qkd_bits_to_bytes(n) * 8ull; bit++) {
+				ASSERT_EQ(0, qkd_bit_get(ka, bit));
+				ASSERT_EQ(0, qkd_bit_get(kb, bit));
+			}
+			free(mask);
+			free(ka);
+			free(kb);
+			qkd_sift_det_free(&d);
+			free(a);
+			free(b);
+		}
+	}
+}
+
 TEST(simulator_is_reproducible_per_key_id)
 {
 	struct qkd_sim_params p = { .seed = 7, .mu = 0.5, .eta = 0.1, .misalign = 0.02,
