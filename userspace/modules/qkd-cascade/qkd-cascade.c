@@ -13,6 +13,7 @@
 
 #include "qkd/cascade.h"
 #include "qkd/module.h"
+#include "qkd/stage.h"
 
 static char *p_schedule;
 static int64_t p_window, p_batch, p_max_rounds;
@@ -31,10 +32,7 @@ static struct qkd_param params[] = {
 	{ "max-rounds", QKD_PARAM_INT, "5000",
 	  "Round trips after which a frame is given up and aborted (reason ec)", true,
 	  &p_max_rounds, 10, 1000000 },
-	{ "defer-auth", QKD_PARAM_BOOL, "false",
-	  "Fold this stage's transcript into the frame's deferred authentication "
-	  "accumulators (closed by qkd-auth) instead of verifying tags per block here",
-	  false, &p_defer, 0, 0 },
+	QKD_STAGE_PARAM_DEFER_AUTH(p_defer),
 	{ NULL },
 };
 

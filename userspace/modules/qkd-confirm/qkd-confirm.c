@@ -13,6 +13,7 @@
 
 #include "qkd/confirm.h"
 #include "qkd/module.h"
+#include "qkd/stage.h"
 
 enum { MSG_TAG = 1, MSG_VERDICT = 2 };
 
@@ -24,10 +25,7 @@ static struct qkd_param params[] = {
 	  "Correctness parameter: a pair of different keys passes with probability at most "
 	  "this (must be the same on both sides, and the one qkd-pa is given)",
 	  true, &p_eps_cor, 1e-300, 0.5 },
-	{ "defer-auth", QKD_PARAM_BOOL, "false",
-	  "Fold this stage's transcript into the frame's deferred authentication "
-	  "accumulators (closed by qkd-auth) instead of verifying tags per block here",
-	  false, &p_defer, 0, 0 },
+	QKD_STAGE_PARAM_DEFER_AUTH(p_defer),
 	{ NULL },
 };
 
@@ -61,24 +59,6 @@ static const struct qkd_module_desc desc = {
 		"    qkd-confirm --role alice --peer 127.0.0.1:7004 --keypool alice.pool \\\n"
 		"      --eps-cor 1e-15 < alice.corrected > alice.confirmed",
 };
-
-/* Aborted frames by reason, for the exit summary (the runtime counts only the total). */
-static uint64_t aborted_by[QKD_ABORT_PEER + 1];
-
-static int abort_frame(struct qkd_module *m, struct qkd_frame *f, enum qkd_abort_reason why)
-{
-	if ((unsigned)why <= QKD_ABORT_PEER)
-		aborted_by[why]++;
-	return qkd_module_abort_frame(m, f, why);
-}
-
-static void log_aborts(struct qkd_module *m)
-{
-	qkd_log(m, QKD_LOG_INFO, "aborted frames by reason: too-short %" PRIu64 ", confirm %"
-		PRIu64 ", auth %" PRIu64 ", peer %" PRIu64, aborted_by[QKD_ABORT_TOO_SHORT],
-		aborted_by[QKD_ABORT_CONFIRM], aborted_by[QKD_ABORT_AUTH],
-		aborted_by[QKD_ABORT_PEER]);
-}
 
 /*
  * The exchange. 1 = tags equal, 2 = tags differ, 3 = frame to abort for a
@@ -152,13 +132,18 @@ static int exchange(struct qkd_module *m, const struct qkd_frame *f, double eps_
 	return r <= 0 ? r : verdict ? 1 : 2;
 }
 
-/* 1 = f confirmed in place, 0 = abort with *why, <0 fatal. */
-static int confirm_frame(struct qkd_module *m, struct qkd_frame *f, enum qkd_abort_reason *why)
+/* 1 = f confirmed in place (out is f), 0 = abort with *why, <0 fatal. */
+static int confirm_frame(struct qkd_module *m, struct qkd_frame *f, struct qkd_frame *out,
+			 enum qkd_abort_reason *why)
 {
 	struct qkd_confirm_plan plan;
 	double eps_cor;
 	int x, r;
 
+	if (!f->bit_count) {
+		*why = QKD_ABORT_TOO_SHORT;
+		return 0;
+	}
 	*why = QKD_ABORT_PEER;
 	pthread_mutex_lock(&m->lock);
 	eps_cor = p_eps_cor;
@@ -199,40 +184,12 @@ static int confirm_frame(struct qkd_module *m, struct qkd_frame *f, enum qkd_abo
 int main(int argc, char **argv)
 {
 	struct qkd_module m;
-	struct qkd_frame *f = NULL;
-	int r;
+	struct qkd_stage st = { .m = &m, .input = QKD_STATE_CORRECTED, .input_name = "corrected",
+				.work = confirm_frame,
+				.in_place = true, .log_aborts = true };
 
 	if (qkd_module_init(&m, &desc, argc, argv))
 		return 2;
-	while ((r = qkd_module_read(&m, &f)) > 0) {
-		enum qkd_abort_reason why;
-
-		if (f->state != QKD_STATE_CORRECTED) {
-			qkd_log(&m, QKD_LOG_ERR, "key %" PRIu64 ": input frame is %s, not corrected; "
-				"is qkd-confirm in the right place?", f->key_id,
-				qkd_frame_state_name(f->state));
-			qkd_module_fail(&m);
-			break;
-		}
-		if (f->bit_count == 0) {
-			r = abort_frame(&m, f, QKD_ABORT_TOO_SHORT);
-			if (r < 0)
-				break;
-			continue;
-		}
-		r = confirm_frame(&m, f, &why);
-		if (r > 0) {
-			r = qkd_module_write(&m, f);
-		} else if (r == 0) {
-			r = abort_frame(&m, f, why);
-		} else {
-			abort_frame(&m, f, QKD_ABORT_PEER);
-			qkd_module_fail(&m);
-			break;
-		}
-		if (r < 0)
-			break;
-	}
-	log_aborts(&m);
+	qkd_stage_run(&st);
 	return qkd_module_finish(&m);
 }

@@ -13,6 +13,7 @@
 
 #include "qkd/estimate.h"
 #include "qkd/module.h"
+#include "qkd/stage.h"
 #include "qkd/poslist.h"
 
 enum { MSG_SAMPLE = 1, MSG_BITS = 2 };
@@ -31,10 +32,7 @@ static struct qkd_param params[] = {
 	{ "max-qber", QKD_PARAM_DOUBLE, "0.11",
 	  "Abort the frame (reason qber) when the estimated QBER is above this", true,
 	  &p_max_qber, 0, 0.5 },
-	{ "defer-auth", QKD_PARAM_BOOL, "false",
-	  "Fold this stage's transcript into the frame's deferred authentication "
-	  "accumulators (closed by qkd-auth) instead of verifying tags per block here",
-	  false, &p_defer, 0, 0 },
+	QKD_STAGE_PARAM_DEFER_AUTH(p_defer),
 	{ NULL },
 };
 
@@ -153,7 +151,7 @@ static int exchange(struct qkd_module *m, const struct qkd_frame *f, struct samp
 }
 
 /* 1 = estimated frame in out, 0 = abort with *why, <0 fatal. */
-static int estimate_frame(struct qkd_module *m, const struct qkd_frame *f, struct qkd_frame *out,
+static int estimate_frame(struct qkd_module *m, struct qkd_frame *f, struct qkd_frame *out,
 			  enum qkd_abort_reason *why)
 {
 	struct sample s = { 0 };
@@ -238,52 +236,12 @@ static int estimate_frame(struct qkd_module *m, const struct qkd_frame *f, struc
 int main(int argc, char **argv)
 {
 	struct qkd_module m;
-	struct qkd_frame *f = NULL, *out;
-	int r;
+	struct qkd_stage st = { .m = &m, .input = QKD_STATE_SIFTED, .input_name = "sifted",
+				.work = estimate_frame };
 
 	if (qkd_module_init(&m, &desc, argc, argv))
 		return 2;
-	out = qkd_frame_new(4096);
-	if (!out) {
-		qkd_log(&m, QKD_LOG_ERR, "out of memory");
-		qkd_module_fail(&m);
-		return qkd_module_finish(&m);
-	}
-	while ((r = qkd_module_read(&m, &f)) > 0) {
-		enum qkd_abort_reason why;
-
-		if (f->state != QKD_STATE_SIFTED) {
-			qkd_log(&m, QKD_LOG_ERR, "key %" PRIu64 ": input frame is %s, not sifted; is "
-				"qkd-estimate in the right place?", f->key_id,
-				qkd_frame_state_name(f->state));
-			qkd_module_fail(&m);
-			break;
-		}
-		if (p_defer) {
-			/* Deferred digests are folded into out: start from the input's. */
-			memcpy(out->auth_acc, f->auth_acc, sizeof(out->auth_acc));
-			out->auth_stages = f->auth_stages;
-		}
-		r = estimate_frame(&m, f, out, &why);
-		if (r > 0) {
-			r = qkd_module_write(&m, out);
-		} else {
-			out->key_id = f->key_id;
-			out->flags = f->flags;
-			if (r < 0 || why != QKD_ABORT_QBER)
-				out->qber_ppm = QKD_QBER_UNKNOWN;
-			out->disclosed_bits = f->disclosed_bits;
-			out->auth_ctx = f->auth_ctx;
-			if (r < 0) {
-				qkd_module_abort_frame(&m, out, QKD_ABORT_PEER);
-				qkd_module_fail(&m);
-				break;
-			}
-			r = qkd_module_abort_frame(&m, out, why);
-		}
-		if (r < 0)
-			break;
-	}
-	qkd_frame_free(out);
+	st.defer = p_defer;
+	qkd_stage_run(&st);
 	return qkd_module_finish(&m);
 }

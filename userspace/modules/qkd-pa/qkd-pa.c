@@ -18,6 +18,7 @@
 
 #include "qkd/finitekey.h"
 #include "qkd/module.h"
+#include "qkd/stage.h"
 #include "qkd/toeplitz.h"
 
 enum { MSG_SEED = 1, MSG_SEED_PART = 2, MSG_ACK = 3 };
@@ -54,10 +55,7 @@ static struct qkd_param params[] = {
 	{ "seed-part", QKD_PARAM_INT, "33554432",
 	  "Largest piece of the Toeplitz seed per peer message, in bytes (Alice's value is "
 	  "used; Bob takes pieces of any size)", false, &p_seed_part, 4096, 33554432 },
-	{ "defer-auth", QKD_PARAM_BOOL, "false",
-	  "Fold this stage's transcript into the frame's deferred authentication "
-	  "accumulators (closed by qkd-auth) instead of verifying tags per block here",
-	  false, &p_defer, 0, 0 },
+	QKD_STAGE_PARAM_DEFER_AUTH(p_defer),
 	{ NULL },
 };
 
@@ -99,24 +97,6 @@ static const struct qkd_module_desc desc = {
 		"    qkd-pa --role alice --peer 127.0.0.1:7005 --keypool alice.pool \\\n"
 		"      --mode fixed --ratio 0.25",
 };
-
-/* Aborted frames by reason, for the exit summary (the runtime counts only the total). */
-static uint64_t aborted_by[QKD_ABORT_PEER + 1];
-
-static int abort_frame(struct qkd_module *m, struct qkd_frame *f, enum qkd_abort_reason why)
-{
-	if ((unsigned)why <= QKD_ABORT_PEER)
-		aborted_by[why]++;
-	return qkd_module_abort_frame(m, f, why);
-}
-
-static void log_aborts(struct qkd_module *m)
-{
-	qkd_log(m, QKD_LOG_INFO, "aborted frames by reason: too-short %" PRIu64 ", confirm %"
-		PRIu64 ", auth %" PRIu64 ", peer %" PRIu64, aborted_by[QKD_ABORT_TOO_SHORT],
-		aborted_by[QKD_ABORT_CONFIRM], aborted_by[QKD_ABORT_AUTH],
-		aborted_by[QKD_ABORT_PEER]);
-}
 
 struct settings {
 	bool fixed;
@@ -350,7 +330,7 @@ refuse:
 }
 
 /* 1 = amplified frame in out, 0 = abort with *why, <0 fatal. */
-static int amplify_frame(struct qkd_module *m, const struct qkd_frame *f, struct qkd_frame *out,
+static int amplify_frame(struct qkd_module *m, struct qkd_frame *f, struct qkd_frame *out,
 			 enum qkd_abort_reason *why)
 {
 	struct settings s;
@@ -358,6 +338,10 @@ static int amplify_frame(struct qkd_module *m, const struct qkd_frame *f, struct
 	uint64_t l = 0, n = f->bit_count;
 	int x, r;
 
+	if (!n) {
+		*why = QKD_ABORT_TOO_SHORT;
+		return 0;
+	}
 	*why = QKD_ABORT_PEER;
 	if (read_settings(m, &s))
 		return -EINVAL;
@@ -431,54 +415,13 @@ static int amplify_frame(struct qkd_module *m, const struct qkd_frame *f, struct
 int main(int argc, char **argv)
 {
 	struct qkd_module m;
-	struct qkd_frame *f = NULL, *out;
-	int r;
+	struct qkd_stage st = { .m = &m, .input = QKD_STATE_CONFIRMED, .input_name = "confirmed",
+				.work = amplify_frame,
+				.keep_qber = true, .log_aborts = true };
 
 	if (qkd_module_init(&m, &desc, argc, argv))
 		return 2;
-	out = qkd_frame_new(4096);
-	if (!out) {
-		qkd_log(&m, QKD_LOG_ERR, "out of memory");
-		qkd_module_fail(&m);
-		return qkd_module_finish(&m);
-	}
-	while ((r = qkd_module_read(&m, &f)) > 0) {
-		enum qkd_abort_reason why;
-
-		if (f->state != QKD_STATE_CONFIRMED) {
-			qkd_log(&m, QKD_LOG_ERR, "key %" PRIu64 ": input frame is %s, not confirmed; "
-				"is qkd-pa in the right place?", f->key_id,
-				qkd_frame_state_name(f->state));
-			qkd_module_fail(&m);
-			break;
-		}
-		if (p_defer) {
-			/* Deferred digests are folded into out: start from the input's. */
-			memcpy(out->auth_acc, f->auth_acc, sizeof(out->auth_acc));
-			out->auth_stages = f->auth_stages;
-		}
-		r = f->bit_count ? amplify_frame(&m, f, out, &why) : 0;
-		if (!f->bit_count)
-			why = QKD_ABORT_TOO_SHORT;
-		if (r > 0) {
-			r = qkd_module_write(&m, out);
-		} else {
-			out->key_id = f->key_id;
-			out->flags = f->flags;
-			out->qber_ppm = f->qber_ppm;
-			out->disclosed_bits = f->disclosed_bits;
-			out->auth_ctx = f->auth_ctx;
-			if (r < 0) {
-				abort_frame(&m, out, QKD_ABORT_PEER);
-				qkd_module_fail(&m);
-				break;
-			}
-			r = abort_frame(&m, out, why);
-		}
-		if (r < 0)
-			break;
-	}
-	qkd_frame_free(out);
-	log_aborts(&m);
+	st.defer = p_defer;
+	qkd_stage_run(&st);
 	return qkd_module_finish(&m);
 }
