@@ -39,21 +39,6 @@
 #define BITS 40000
 #define POOL (1u << 20)
 
-struct env {
-	char dir[64];
-	char bin[1024];
-	int port;
-};
-
-static void env_init(struct env *e)
-{
-	tp_bin_dir(e->bin, sizeof(e->bin));
-	strcpy(e->dir, "/tmp/qkd-auth.XXXXXX");
-	tp_mkdtemp(e->dir);
-	tp_identical_pools(e->dir, POOL);
-	e->port = tp_free_ports(4);
-}
-
 
 /* ---- the man in the middle -------------------------------------------- */
 
@@ -147,7 +132,7 @@ static void *mitm_main(void *arg)
 	return NULL;
 }
 
-static int run_chains(const struct env *e, struct mitm *x, bool defer)
+static int run_chains(const struct tp_env *e, struct mitm *x, bool defer)
 {
 	char cmd[3][4096];
 	pid_t pid[2];
@@ -206,10 +191,10 @@ static void run_case(struct __test_metadata *_metadata, bool tamper, bool defer)
 	struct mitm x = { .key_id = 2, .min_body = 64, .enabled = tamper };
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	pthread_t th;
-	struct env e;
+	struct tp_env e;
 	int one = 1, good = 0;
 
-	env_init(&e);
+	tp_env_init(&e, "/tmp/qkd-auth.XXXXXX", POOL, 4);
 	x.bob_port = e.port + 1;
 	a.sin_port = htons((uint16_t)(e.port + 3));
 	x.lfd = socket(AF_INET, SOCK_STREAM, 0);

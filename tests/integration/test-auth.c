@@ -38,22 +38,7 @@
 #define BITS (1u << 17)
 #define POOL (1u << 20)
 
-struct env {
-	char dir[64];
-	char bin[1024];
-	int port;
-};
-
-static void env_init(struct env *e)
-{
-	tp_bin_dir(e->bin, sizeof(e->bin));
-	strcpy(e->dir, "/tmp/qkd-auth.XXXXXX");
-	tp_mkdtemp(e->dir);
-	tp_identical_pools(e->dir, POOL);
-	e->port = tp_free_ports(4);
-}
-
-static int run_auth(const struct env *e)
+static int run_auth(const struct tp_env *e)
 {
 	char cmd[3][2048];
 	pid_t pid[2];
@@ -97,7 +82,7 @@ static struct qkd_frame *amplified(uint64_t key_id, int bob)
 	return f;
 }
 
-static bool log_has(const struct env *e, char side, const char *what)
+static bool log_has(const struct tp_env *e, char side, const char *what)
 {
 	char cmd[256];
 
@@ -109,13 +94,13 @@ TEST(authenticates_recycles_and_drops_tampered)
 {
 	struct qkd_frame *in[2][NF], *out[2][NF];
 	struct qkd_keypool *kp[2];
-	struct env e;
+	struct tp_env e;
 	uint64_t tot[2], spent[2], recycled = 0;
 	uint8_t *tail;
 	char path[256];
 	int fd;
 
-	env_init(&e);
+	tp_env_init(&e, "/tmp/qkd-auth.XXXXXX", POOL, 4);
 	for (int i = 0; i < NF; i++) {
 		in[0][i] = amplified((uint64_t)i + 100, 0);
 		in[1][i] = amplified((uint64_t)i + 100, 1);
@@ -217,11 +202,11 @@ TEST(runs_on_recycled_key_alone)
 	 * need 16 + 12 x 48 = 592 bytes (too few for chunks of pads, so 48 bytes
 	 * at a time); start with 300, set up with qkd-auth --init-pool */
 	struct qkd_frame *in[2][NF], *out[2][NF];
-	struct env e;
+	struct tp_env e;
 	char cmd[4096];
 	int ok = 0;
 
-	env_init(&e);
+	tp_env_init(&e, "/tmp/qkd-auth.XXXXXX", POOL, 4);
 	snprintf(cmd, sizeof(cmd), "cd %s && rm -f a.pool* b.pool* && "
 		 "head -c 300 /dev/urandom > secret && "
 		 "%s/qkd-auth --init-pool a.pool secret 2>/dev/null && "
@@ -261,12 +246,12 @@ TEST(sessions_never_reuse_pool_key)
 	 * pool refuses every byte spent before */
 	struct qkd_frame *in[2][NF], *out[NF];
 	struct qkd_keypool *kp;
-	struct env e;
+	struct tp_env e;
 	char path[256];
 	uint64_t spent[2], tot[2], prev = 0;
 	uint8_t buf[48];
 
-	env_init(&e);
+	tp_env_init(&e, "/tmp/qkd-auth.XXXXXX", POOL, 4);
 	for (int i = 0; i < NF; i++) {
 		in[0][i] = amplified((uint64_t)i, 0);
 		in[1][i] = amplified((uint64_t)i, 1);
@@ -314,12 +299,12 @@ TEST(frame_missing_on_one_side)
 	 * authenticated with identical keys, and the pools stay identical */
 	struct qkd_frame *all[2][NF], *in[2][NF], *out[2][NF];
 	struct qkd_keypool *kp;
-	struct env e;
+	struct tp_env e;
 	char path[256];
 	uint64_t tot[2], spent[2];
 	int n[2] = { 0, 0 }, got[2];
 
-	env_init(&e);
+	tp_env_init(&e, "/tmp/qkd-auth.XXXXXX", POOL, 4);
 	for (int i = 0; i < NF; i++) {
 		all[0][i] = amplified((uint64_t)i, 0);
 		all[1][i] = amplified((uint64_t)i, 1);

@@ -37,21 +37,6 @@
 
 #define MAX_FRAMES 16
 
-struct env {
-	char dir[64];
-	char bin[1024];
-	int port;
-};
-
-static void env_init(struct env *e)
-{
-	tp_bin_dir(e->bin, sizeof(e->bin));
-	strcpy(e->dir, "/tmp/qkd-cpa.XXXXXX");
-	tp_mkdtemp(e->dir);
-	tp_identical_pools(e->dir, 1048576);
-	e->port = tp_free_ports(2);
-}
-
 static struct qkd_frame *corrected(uint64_t key_id, uint64_t bits, uint32_t qber_ppm,
 				   uint64_t disclosed, int bob)
 {
@@ -78,7 +63,7 @@ static void random_key(struct qkd_frame *a, struct qkd_frame *b)
 }
 
 /* Run both chains with per-side extra options; 0 when both exit 0. */
-static int run_chains2(const struct env *e, const char *const confirm_opts[2],
+static int run_chains2(const struct tp_env *e, const char *const confirm_opts[2],
 		       const char *const pa_opts[2], int timeout_s)
 {
 	char cmd[4][4096];
@@ -110,7 +95,7 @@ static int run_chains2(const struct env *e, const char *const confirm_opts[2],
 	return st[0] || st[1];
 }
 
-static int run_chains(const struct env *e, const char *pa_opts, int timeout_s)
+static int run_chains(const struct tp_env *e, const char *pa_opts, int timeout_s)
 {
 	const char *const c[2] = { "", "" }, *const p[2] = { pa_opts, pa_opts };
 
@@ -118,7 +103,7 @@ static int run_chains(const struct env *e, const char *pa_opts, int timeout_s)
 }
 
 /* true when the log file contains needle */
-static bool log_has(const struct env *e, const char *name, const char *needle)
+static bool log_has(const struct tp_env *e, const char *name, const char *needle)
 {
 	char path[256], line[1024];
 	bool found = false;
@@ -167,10 +152,10 @@ TEST(confirm_then_amplify)
 	};
 	enum { N = sizeof(spec) / sizeof(spec[0]) };
 	struct qkd_frame *a[N], *b[N], *oa[MAX_FRAMES], *ob[MAX_FRAMES];
-	struct env e;
+	struct tp_env e;
 	int na, nb;
 
-	env_init(&e);
+	tp_env_init(&e, "/tmp/qkd-cpa.XXXXXX", 1048576, 2);
 	for (int i = 0; i < N; i++) {
 		a[i] = corrected(100 + i, spec[i].bits, spec[i].qber_ppm, spec[i].disclosed, 0);
 		b[i] = corrected(100 + i, spec[i].bits, spec[i].qber_ppm, spec[i].disclosed, 1);
@@ -247,9 +232,9 @@ TEST(fixed_ratio_mode)
 	enum { N = 3 };
 	static const uint64_t bits[N] = { 4096, 99999, 12345 };
 	struct qkd_frame *a[N], *b[N], *oa[MAX_FRAMES], *ob[MAX_FRAMES];
-	struct env e;
+	struct tp_env e;
 
-	env_init(&e);
+	tp_env_init(&e, "/tmp/qkd-cpa.XXXXXX", 1048576, 2);
 	for (int i = 0; i < N; i++) {
 		/* no QBER estimate: fixed mode does not need one */
 		a[i] = corrected(7 + i, bits[i], QKD_QBER_UNKNOWN, 100, 0);
@@ -314,10 +299,10 @@ TEST(seed_lengths_on_word_boundaries)
 	};
 	enum { N = sizeof(bits) / sizeof(bits[0]) };
 	struct qkd_frame *a[N], *b[N], *oa[MAX_FRAMES], *ob[MAX_FRAMES];
-	struct env e;
+	struct tp_env e;
 
 	ASSERT_EQ(86u, bits[0]);
-	env_init(&e);
+	tp_env_init(&e, "/tmp/qkd-cpa.XXXXXX", 1048576, 2);
 	for (int i = 0; i < N; i++) {
 		a[i] = corrected(300 + i, bits[i], QKD_QBER_UNKNOWN, 0, 0);
 		b[i] = corrected(300 + i, bits[i], QKD_QBER_UNKNOWN, 0, 1);
@@ -344,7 +329,7 @@ TEST(seed_lengths_on_word_boundaries)
 }
 
 /* Write n equal random frames of bits each (QBER 2 %) for both sides. */
-static void equal_frames(struct env *e, int n, uint64_t bits, uint64_t disclosed)
+static void equal_frames(struct tp_env *e, int n, uint64_t bits, uint64_t disclosed)
 {
 	struct qkd_frame *a, *b, *fa[MAX_FRAMES], *fb[MAX_FRAMES];
 
@@ -367,9 +352,9 @@ TEST(deferred_authentication)
 {
 	const char *const d[2] = { "--defer-auth true", "--defer-auth true" };
 	struct qkd_frame *oa[MAX_FRAMES], *ob[MAX_FRAMES];
-	struct env e;
+	struct tp_env e;
 
-	env_init(&e);
+	tp_env_init(&e, "/tmp/qkd-cpa.XXXXXX", 1048576, 2);
 	equal_frames(&e, 3, 60000, 10000);
 	ASSERT_EQ(0, run_chains2(&e, d, d, 60));
 	ASSERT_EQ(3, tp_read_frames(e.dir, "a.out", oa, MAX_FRAMES));
@@ -395,10 +380,10 @@ TEST(mismatched_parameters_abort_on_both_sides)
 	/* Bob refuses after reading every part of the seed: the channel stays in step */
 	const char *const sec[2] = { "--eps-sec 1e-3 --seed-part 4096", "" };
 	struct qkd_frame *oa[MAX_FRAMES], *ob[MAX_FRAMES];
-	struct env e;
+	struct tp_env e;
 
 	/* confirmation tag plans differ: refused, nothing confirmed */
-	env_init(&e);
+	tp_env_init(&e, "/tmp/qkd-cpa.XXXXXX", 1048576, 2);
 	equal_frames(&e, 2, 60000, 10000);
 	ASSERT_EQ(0, run_chains2(&e, cor, none, 60));
 	ASSERT_EQ(2, tp_read_frames(e.dir, "a.out", oa, MAX_FRAMES));
@@ -413,7 +398,7 @@ TEST(mismatched_parameters_abort_on_both_sides)
 	tp_rmdir(e.dir);
 
 	/* Alice asks for more output than Bob's bound allows: Bob refuses */
-	env_init(&e);
+	tp_env_init(&e, "/tmp/qkd-cpa.XXXXXX", 1048576, 2);
 	equal_frames(&e, 3, 60000, 10000);
 	ASSERT_EQ(0, run_chains2(&e, none, sec, 60));
 	ASSERT_EQ(3, tp_read_frames(e.dir, "a.out", oa, MAX_FRAMES));

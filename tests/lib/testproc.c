@@ -90,6 +90,17 @@ int tp_free_ports(int n)
 	abort();
 }
 
+void tp_env_init(struct tp_env *e, const char *tmpl, size_t pool_bytes, int nports)
+{
+	tp_bin_dir(e->bin, sizeof(e->bin));
+	if (strlen(tmpl) >= sizeof(e->dir))
+		abort();
+	strcpy(e->dir, tmpl);
+	tp_mkdtemp(e->dir);
+	tp_identical_pools(e->dir, pool_bytes);
+	e->port = tp_free_ports(nports);
+}
+
 static pid_t spawn_shell(const char *shell, const char *dir, const char *cmd)
 {
 	pid_t pid = fork();

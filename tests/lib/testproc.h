@@ -30,6 +30,19 @@ void tp_identical_pools(const char *dir, size_t bytes);
 /* The first of n consecutive loopback ports nobody is bound to right now. */
 int tp_free_ports(int n);
 
+/* The scratch of a test that runs a pair of modules. */
+struct tp_env {
+	char dir[64];	/* temporary directory the modules run in */
+	char bin[1024];	/* tp_bin_dir() */
+	int port;	/* the first of the free ports asked for */
+};
+
+/*
+ * e->bin, a fresh directory from tmpl ("/tmp/NAME.XXXXXX"), identical pools of
+ * pool_bytes in it and nports free consecutive ports. Aborts on failure.
+ */
+void tp_env_init(struct tp_env *e, const char *tmpl, size_t pool_bytes, int nports);
+
 /* Run cmd with /bin/sh -c in dir, in its own process group. Returns the pid. */
 pid_t tp_spawn(const char *dir, const char *cmd);
 /* The same with /bin/bash (for scripts that need it). */

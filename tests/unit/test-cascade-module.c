@@ -35,21 +35,6 @@
 
 #define MAX_FRAMES 64
 
-struct env {
-	char dir[64];
-	char bin[1024];
-	int port;
-};
-
-static void env_init(struct env *e)
-{
-	tp_bin_dir(e->bin, sizeof(e->bin));
-	strcpy(e->dir, "/tmp/qkd-cascade.XXXXXX");
-	tp_mkdtemp(e->dir);
-	tp_identical_pools(e->dir, 1048576);
-	e->port = tp_free_ports(1);
-}
-
 static uint64_t rs = 0x2545f4914f6cdd1dull;
 
 static uint64_t xr(void)
@@ -89,7 +74,7 @@ static void estimated(uint64_t key_id, uint64_t bits, double q, struct qkd_frame
 			(*b)->payload[i / 8] ^= (uint8_t)(1u << (i % 8));
 }
 
-static int run_pair(const struct env *e, const char *opts, int timeout_s)
+static int run_pair(const struct tp_env *e, const char *opts, int timeout_s)
 {
 	char cmd[2][2048];
 	pid_t pid[2];
@@ -124,10 +109,10 @@ static void many_frames(struct __test_metadata *_metadata, const char *opts)
 	static const double qs[] = { 0.005, 0.01, 0.02, 0.05, 0.08, 0.10 };
 	enum { N = 32 };
 	struct qkd_frame *a[N], *b[N], *oa[MAX_FRAMES], *ob[MAX_FRAMES];
-	struct env e;
+	struct tp_env e;
 	int na, nb, residual = 0;
 
-	env_init(&e);
+	tp_env_init(&e, "/tmp/qkd-cascade.XXXXXX", 1048576, 1);
 	for (int i = 0; i < N; i++)
 		estimated(10 + i, 8000 + 613 * (uint64_t)i, qs[i % 6], &a[i], &b[i]);
 	/* frame 12: aborted upstream on both sides */
@@ -218,9 +203,9 @@ TEST(round_limit_aborts_with_ec)
 {
 	enum { N = 4 };
 	struct qkd_frame *a[N], *b[N], *oa[MAX_FRAMES], *ob[MAX_FRAMES];
-	struct env e;
+	struct tp_env e;
 
-	env_init(&e);
+	tp_env_init(&e, "/tmp/qkd-cascade.XXXXXX", 1048576, 1);
 	for (int i = 0; i < N; i++)
 		estimated(1 + i, 20000, 0.05, &a[i], &b[i]);
 	ASSERT_EQ(0, tp_write_frames(e.dir, "a.in", a, N));
@@ -243,12 +228,12 @@ TEST(round_limit_aborts_with_ec)
 
 TEST(help_lists_schedules)
 {
-	struct env e;
+	struct tp_env e;
 	char cmd[1200], out[65536];
 	FILE *p;
 	size_t n;
 
-	env_init(&e);
+	tp_env_init(&e, "/tmp/qkd-cascade.XXXXXX", 1048576, 1);
 	snprintf(cmd, sizeof(cmd), "%s/qkd-cascade --help", e.bin);
 	p = popen(cmd, "r");
 	ASSERT_NE(NULL, p);
