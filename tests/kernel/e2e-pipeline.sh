@@ -19,8 +19,10 @@
 # 3. ESP SAs bound to the link on both sides (qkdctl xfrm bind): ping passes,
 #    `ip xfrm state` shows the same key on both sides and it is the
 #    pipeline's key; rekeying on a packet budget changes SPI and key while a
-#    ping keeps going; one side given a different key under the same key id
-#    (and SPI): no traffic; rebinding on the next common key: traffic again.
+#    ping keeps going; one side given a different key under the next key id:
+#    the ping stops at the rekey into it (same id and SPI on both sides,
+#    different keys in ip xfrm state); rebinding on the next common key:
+#    traffic again.
 # 4. strongSwan: a fresh pipeline key loaded with qkd-ppk into one charon per
 #    namespace; IKEv2 with ppk_required = yes comes up and `swanctl
 #    --list-sas` shows it with the PPK; the peer without the PPK is refused.
@@ -322,25 +324,37 @@ check "rekeying changed SPI and key" test "$SA_SPI" != "$spi0" -a "$SA_KEY" != "
 check "the stores gave up the same keys (lowest left: alice $(lowest_key a), bob $(lowest_key b))" \
 	test -n "$(lowest_key a)" -a "$(key_list a)" = "$(key_list b)"
 
-# One side given a different key: alice's copy of the next key X is replaced
-# by random bytes under the same id, then both sides bind from X.
+# One side given a different key: alice's copy of key Y = X + 1 is replaced
+# by random bytes under the same id before both sides bind from X with a
+# 20-packet budget. Traffic passes on X; the first rekey moves both sides to
+# Y (same id, same SPI), and there it stops.
 stamp "negative test starts"
 unbind_all
 check "unbind deletes every SA" test -z "$(ip -n alice xfrm state; ip -n bob xfrm state)"
 x=$(lowest_key a)
-ctl a key fetch $LINK "$x" >/dev/null &&
-	printf '%s %s\n' "$x" "$(head -c $KEY_BYTES /dev/urandom | hex)" | ctl a key push $LINK
-bind a key-id "$x" >/dev/null && bind b key-id "$x" >/dev/null
+y=$(key_list a | awk 'NR == 2 { print $1 }')
+ctl a key fetch $LINK "$y" >/dev/null &&
+	printf '%s %s\n' "$y" "$(head -c $KEY_BYTES /dev/urandom | hex)" | ctl a key push $LINK
+bind a packets 20 >/dev/null && bind b packets 20 >/dev/null
+xa=$(xshow a) xb=$(xshow b)
+check "bound on key $x on both sides, next key $y" \
+	test "$(field "$xa" key-id)" = "$x" -a "$(field "$xb" key-id)" = "$x" \
+	-a "$(field "$xa" next-key-id)" = "$y" -a "$(field "$xb" next-key-id)" = "$y"
+ping_a -c 30 -i 0.05 -W 1 -q
+rx=$(sed -n 's/.*, \([0-9]*\) received.*/\1/p' "$W/ping.out")
+sleep 1
 xa=$(xshow a) xb=$(xshow b)
 spi=$(field "$xa" spi)
-check "key $x differs on alice: same key id and SPI $spi on both sides" \
-	test -n "$spi" -a "$spi" = "$(field "$xb" spi)" -a "$(field "$xa" key-id)" = "$x" \
-	-a "$(field "$xb" key-id)" = "$x"
+check "ping passed on key $x, stopped after the rekey to key $y ($rx of 30 replies)" \
+	test "${rx:-0}" -ge 10 -a "${rx:-30}" -lt 30
+check "key $y differs on alice: both sides on key $y with the same SPI $spi" \
+	test -n "$spi" -a "$spi" = "$(field "$xb" spi)" -a "$(field "$xa" key-id)" = "$y" \
+	-a "$(field "$xb" key-id)" = "$y"
 ab_a=$(sa_key "$(sa_keys a "$spi")" $A_IP $B_IP) ab_b=$(sa_key "$(sa_keys b "$spi")" $A_IP $B_IP)
-check "key $x differs on alice: ip xfrm state shows different keys" \
+check "key $y differs on alice: ip xfrm state shows different keys" \
 	test -n "$ab_a" -a -n "$ab_b" -a "$ab_a" != "$ab_b"
-stamp "different keys bound"
-check "key $x differs on alice: the ping fails" eval '! ping_a -c 2 -i 0.2 -W 1 -q'
+stamp "rekeyed into different keys"
+check "key $y differs on alice: the ping fails" eval '! ping_a -c 2 -i 0.2 -W 1 -q'
 unbind_all
 bind a >/dev/null && bind b >/dev/null
 check "rebound on the next common key ($(field "$(xshow a)" key-id)): the ping passes again" \
@@ -391,7 +405,8 @@ k2=$(lowest_key a)
 ppk b unload "qkd:$LINK:$k" && ppk a load $LINK "$k2" >/dev/null &&
 	ss_reload_conns "qkd:$LINK:$k2" || fail "unload bob's PPK, load key $k2 on alice"
 # Refused for that reason, not for any other failure.
-if ! ss_initiate && grep -q "PPK required but peer does not support PPK" "$SS_DIR/initiate.out"; then
+if ! ss_initiate &&
+	grep -q "PPK required but peer does not support PPK" "$SS_DIR/initiate.out"; then
 	ok "peer without the PPK is refused (no USE_PPK from bob)"
 else
 	fail "peer without the PPK is refused (no USE_PPK from bob)"
