@@ -3,7 +3,8 @@
 # veth pair, the same keys in both key stores, ESP SAs bound on both sides by
 # qkd_keystore. ping passes; both sides hold the same key for each SA; rekeying on a
 # packet budget changes SPI and key while a ping keeps going; different keys on the
-# two sides stop the traffic; unbind and link removal delete the SAs.
+# two sides stop the traffic; unbind and link removal delete the SAs; a binding out of
+# keys fails closed and recovers; IPv6 and tunnel mode.
 set -u
 B=${QKD_BUILD:-build}
 Q=$(realpath "$B/bin/qkdctl")
@@ -152,6 +153,24 @@ check "different keys: the ping fails" bash -c "! ip netns exec alice ping -c 3 
 # Link removal deletes the SAs too.
 A "$Q" link del ab; Bb "$Q" link del ab
 check "link removal deletes every SA" test -z "$(A ip xfrm state; Bb ip xfrm state)"
+
+# Tunnel mode.
+for ns in alice bob; do
+	l=$A_IP p=$B_IP
+	[ $ns = bob ] && l=$B_IP p=$A_IP
+	ip netns exec $ns ip xfrm policy flush
+	ip netns exec $ns ip xfrm policy add src $l dst $p dir out \
+		tmpl src $l dst $p proto esp reqid 9 mode tunnel
+	ip netns exec $ns ip xfrm policy add src $p dst $l dir in \
+		tmpl src $p dst $l proto esp reqid 9 mode tunnel
+	ip netns exec $ns "$Q" link add abt && ip netns exec $ns "$Q" key push abt <<<"$(head -n 4 <<<"$keys")"
+	ip netns exec $ns "$Q" xfrm bind abt src $l dst $p spi-base 0x5000 reqid 9 mode tunnel >/dev/null
+done
+check "tunnel mode: ping passes" quiet A ping -c 3 -W 2 -q $B_IP
+check "tunnel mode: the SAs are tunnel SAs" bash -c "ip netns exec alice ip xfrm state | grep -q 'mode tunnel'"
+check "tunnel mode: both sides hold the same key" \
+	test -n "$(sa_key alice $A_IP $B_IP 0x5001)" -a \
+	     "$(sa_key alice $A_IP $B_IP 0x5001)" = "$(sa_key bob $A_IP $B_IP 0x5001)"
 
 echo "1..$n"
 [ "$fails" -eq 0 ]
