@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /* The per-block frame loop shared by qkd-estimate, qkd-confirm and qkd-pa (qkd/stage.h). */
+#include <errno.h>
 #include <inttypes.h>
 #include <string.h>
 
+#include "qkd/peer.h"
 #include "qkd/stage.h"
 
 int qkd_stage_abort(struct qkd_stage *st, struct qkd_frame *f, enum qkd_abort_reason why)
@@ -10,6 +12,24 @@ int qkd_stage_abort(struct qkd_stage *st, struct qkd_frame *f, enum qkd_abort_re
 	if ((unsigned)why <= QKD_ABORT_PEER)
 		st->aborted_by[why]++;
 	return qkd_module_abort_frame(st->m, f, why);
+}
+
+int qkd_stage_auth(struct qkd_module *m, uint64_t key_id, bool defer, struct qkd_frame *acc)
+{
+	int r = defer ? qkd_peer_auth_defer(m->peer, key_id, acc)
+		      : qkd_peer_auth_verify(m->peer, key_id);
+
+	if (r == -EBADMSG) {
+		qkd_log(m, QKD_LOG_WARN, "key %" PRIu64 ": authentication failed; no key from "
+			"this block", key_id);
+		return 0;
+	}
+	if (r < 0) {
+		qkd_log(m, QKD_LOG_ERR, "key %" PRIu64 ": authentication exchange: %s", key_id,
+			qkd_peer_error(m->peer));
+		return r;
+	}
+	return 1;
 }
 
 static void log_aborts(const struct qkd_stage *st)

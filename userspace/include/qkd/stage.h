@@ -47,6 +47,14 @@ struct qkd_stage {
 	  "accumulators (closed by qkd-auth) instead of verifying tags per block here",	\
 	  false, &(var), 0, 0 }
 
+/*
+ * Close the authentication of block key_id's exchange: verify the peer's tags
+ * now, or fold the transcript into acc's deferred accumulators (defer). 1:
+ * authentic (or deferred); 0: the tags do not match and the block is to be
+ * aborted with reason auth; <0: the exchange failed. Both failures are logged.
+ */
+int qkd_stage_auth(struct qkd_module *m, uint64_t key_id, bool defer, struct qkd_frame *acc);
+
 /* Write f as ABORTED with reason why, counted. Like qkd_module_abort_frame. */
 int qkd_stage_abort(struct qkd_stage *st, struct qkd_frame *f, enum qkd_abort_reason why);
 /*

@@ -151,6 +151,26 @@ static void take_share(struct qkd_frame *f, uint8_t *out, uint32_t r)
 }
 
 /*
+ * An authenticated block's share (share non-NULL, r bytes) leaves f and joins
+ * the pool; *total: the pool's size after, for the sides to compare. 0 or <0.
+ */
+static int recycle(struct qkd_module *m, struct qkd_frame *f, uint8_t *share, uint32_t r,
+		   uint64_t *total)
+{
+	int x;
+
+	if (share && r) {
+		take_share(f, share, r);
+		x = qkd_keypool_append(m->pool, share, r);
+		if (x) {
+			qkd_log(m, QKD_LOG_ERR, "key pool append: %s", strerror(-x));
+			return x;
+		}
+	}
+	return qkd_keypool_stat(m->pool, NULL, total, NULL) ? -EIO : 0;
+}
+
+/*
  * Close frame f. 1 = authenticated (f updated: share removed), 0 = abort with
  * *why, <0 fatal.
  */
@@ -231,15 +251,8 @@ static int close_frame(struct qkd_module *m, struct qkd_frame *f, struct totals 
 		}
 	}
 	if (m->role == QKD_BOB) {
-		if (ok && r) {
-			take_share(f, share, r);
-			x = qkd_keypool_append(m->pool, share, r);
-			if (x) {
-				qkd_log(m, QKD_LOG_ERR, "key pool append: %s", strerror(-x));
-				goto fatal;
-			}
-		}
-		if (qkd_keypool_stat(m->pool, NULL, &total, NULL))
+		x = recycle(m, f, ok ? share : NULL, r, &total);
+		if (x)
 			goto fatal;
 		b[0] = ok;
 		put_le64(b + 1, total);
@@ -263,15 +276,8 @@ static int close_frame(struct qkd_module *m, struct qkd_frame *f, struct totals 
 			qkd_log(m, QKD_LOG_WARN, "key %" PRIu64 ": Bob rejected the block; no key "
 				"from it", f->key_id);
 		ok = ok && msg.data[0];
-		if (ok && r) {
-			take_share(f, share, r);
-			x = qkd_keypool_append(m->pool, share, r);
-			if (x) {
-				qkd_log(m, QKD_LOG_ERR, "key pool append: %s", strerror(-x));
-				goto fatal;
-			}
-		}
-		if (qkd_keypool_stat(m->pool, NULL, &total, NULL))
+		x = recycle(m, f, ok ? share : NULL, r, &total);
+		if (x)
 			goto fatal;
 		if (total != total_bob) {
 			qkd_log(m, QKD_LOG_ERR, "key %" PRIu64 ": key pools out of sync (ours %"

@@ -194,16 +194,10 @@ static int finish_frame(struct ctx *c, struct job *j)
 		return qkd_module_abort_frame(m, f, j->cj.status == -ECANCELED && j->cj.joined ?
 							    QKD_ABORT_EC : QKD_ABORT_PEER);
 	}
-	r = p_defer ? qkd_peer_auth_defer(m->peer, f->key_id, f)
-		    : qkd_peer_auth_verify(m->peer, f->key_id);
-	if (r == -EBADMSG) {
-		qkd_log(m, QKD_LOG_WARN, "key %" PRIu64 ": authentication failed; no key from "
-			"this block", f->key_id);
+	r = qkd_stage_auth(m, f->key_id, p_defer, f);
+	if (!r)
 		return qkd_module_abort_frame(m, f, QKD_ABORT_AUTH);
-	}
 	if (r < 0) {
-		qkd_log(m, QKD_LOG_ERR, "key %" PRIu64 ": authentication exchange: %s", f->key_id,
-			qkd_peer_error(m->peer));
 		c->failed = true;
 		qkd_module_abort_frame(m, f, QKD_ABORT_PEER);
 		return r;

@@ -151,17 +151,10 @@ static int confirm_frame(struct qkd_module *m, struct qkd_frame *f, struct qkd_f
 	x = exchange(m, f, eps_cor, &plan);
 	if (x <= 0)
 		return x;
-	r = p_defer ? qkd_peer_auth_defer(m->peer, f->key_id, f)
-		    : qkd_peer_auth_verify(m->peer, f->key_id);
-	if (r == -EBADMSG) {
-		qkd_log(m, QKD_LOG_WARN, "key %" PRIu64 ": authentication failed; no key from "
-			"this block", f->key_id);
-		*why = QKD_ABORT_AUTH;
-		return 0;
-	}
-	if (r < 0) {
-		qkd_log(m, QKD_LOG_ERR, "key %" PRIu64 ": authentication exchange: %s", f->key_id,
-			qkd_peer_error(m->peer));
+	r = qkd_stage_auth(m, f->key_id, p_defer, f);
+	if (r <= 0) {
+		if (!r)
+			*why = QKD_ABORT_AUTH;
 		return r;
 	}
 	if (x == 3)

@@ -165,18 +165,10 @@ static int estimate_frame(struct qkd_module *m, struct qkd_frame *f, struct qkd_
 		sample_free(&s);
 		return x;
 	}
-	r = p_defer ? qkd_peer_auth_defer(m->peer, f->key_id, out)
-		    : qkd_peer_auth_verify(m->peer, f->key_id);
-	if (r == -EBADMSG) {
-		qkd_log(m, QKD_LOG_WARN, "key %" PRIu64 ": authentication failed; no key from "
-			"this block", f->key_id);
-		*why = QKD_ABORT_AUTH;
-		sample_free(&s);
-		return 0;
-	}
-	if (r < 0) {
-		qkd_log(m, QKD_LOG_ERR, "key %" PRIu64 ": authentication exchange: %s", f->key_id,
-			qkd_peer_error(m->peer));
+	r = qkd_stage_auth(m, f->key_id, p_defer, out);
+	if (r <= 0) {
+		if (!r)
+			*why = QKD_ABORT_AUTH;
 		sample_free(&s);
 		return r;
 	}
