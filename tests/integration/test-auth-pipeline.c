@@ -134,9 +134,7 @@ static void *mitm_main(void *arg)
 
 static int run_chains(const struct tp_env *e, struct mitm *x, bool defer)
 {
-	char cmd[3][4096];
-	pid_t pid[2];
-	int st[2];
+	char cmd[2][4096];
 
 	for (int side = 0; side < 2; side++) {
 		const char *role = side ? "bob" : "alice", *conn = side ? "--listen" : "--peer";
@@ -155,18 +153,8 @@ static int run_chains(const struct tp_env *e, struct mitm *x, bool defer)
 			 e->bin, role, conn, pa_port, c, defer ? "true" : "false", c,
 			 e->bin, role, conn, e->port + 2, c, c, c);
 	}
-	pid[1] = tp_spawn(e->dir, cmd[1]);
-	usleep(100000);
-	pid[0] = tp_spawn(e->dir, cmd[0]);
-	st[0] = tp_wait(pid[0], 40);
-	st[1] = tp_wait(pid[1], 10);
-	if (st[0] || st[1]) {
-		snprintf(cmd[2], sizeof(cmd[2]), "cd %s && tail -n 5 *.log >&2", e->dir);
-		if (system(cmd[2]))
-			fprintf(stderr, "no logs\n");
-	}
 	(void)x;
-	return st[0] || st[1];
+	return tp_run_pair(e->dir, cmd[0], cmd[1], 100000, 40, 10, 5);
 }
 
 static struct qkd_frame *corrected(uint64_t key_id, int bob)

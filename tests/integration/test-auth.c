@@ -40,9 +40,7 @@
 
 static int run_auth(const struct tp_env *e)
 {
-	char cmd[3][2048];
-	pid_t pid[2];
-	int st[2];
+	char cmd[2][2048];
 
 	for (int side = 0; side < 2; side++) {
 		const char *role = side ? "bob" : "alice", *conn = side ? "--listen" : "--peer";
@@ -53,17 +51,7 @@ static int run_auth(const struct tp_env *e)
 			 "--peer-timeout 5000 --log-level info < %c.in > %c.out 2> %c.log",
 			 e->bin, role, conn, e->port, c, c, c, c);
 	}
-	pid[1] = tp_spawn(e->dir, cmd[1]);
-	usleep(50000);
-	pid[0] = tp_spawn(e->dir, cmd[0]);
-	st[0] = tp_wait(pid[0], 20);
-	st[1] = tp_wait(pid[1], 5);
-	if (st[0] || st[1]) {
-		snprintf(cmd[2], sizeof(cmd[2]), "cd %s && tail -n 8 *.log >&2", e->dir);
-		if (system(cmd[2]))
-			fprintf(stderr, "no logs\n");
-	}
-	return st[0] || st[1];
+	return tp_run_pair(e->dir, cmd[0], cmd[1], 50000, 20, 5, 8);
 }
 
 static struct qkd_frame *amplified(uint64_t key_id, int bob)

@@ -66,9 +66,7 @@ static void random_key(struct qkd_frame *a, struct qkd_frame *b)
 static int run_chains2(const struct tp_env *e, const char *const confirm_opts[2],
 		       const char *const pa_opts[2], int timeout_s)
 {
-	char cmd[4][4096];
-	pid_t pid[2];
-	int st[2];
+	char cmd[2][4096];
 
 	for (int side = 0; side < 2; side++) {
 		const char *role = side ? "bob" : "alice", *conn = side ? "--listen" : "--peer";
@@ -82,17 +80,7 @@ static int run_chains2(const struct tp_env *e, const char *const confirm_opts[2]
 			 e->bin, role, conn, e->port, c, confirm_opts[side], c, c, e->bin, role, conn,
 			 e->port + 1, c, pa_opts[side], c, c);
 	}
-	pid[1] = tp_spawn(e->dir, cmd[1]);
-	usleep(100000);
-	pid[0] = tp_spawn(e->dir, cmd[0]);
-	st[0] = tp_wait(pid[0], timeout_s);
-	st[1] = tp_wait(pid[1], timeout_s);
-	if (st[0] || st[1]) {
-		snprintf(cmd[2], sizeof(cmd[2]), "cd %s && tail -n 5 *.log >&2", e->dir);
-		if (system(cmd[2]))
-			fprintf(stderr, "no logs\n");
-	}
-	return st[0] || st[1];
+	return tp_run_pair(e->dir, cmd[0], cmd[1], 100000, timeout_s, timeout_s, 5);
 }
 
 static int run_chains(const struct tp_env *e, const char *pa_opts, int timeout_s)

@@ -149,6 +149,27 @@ int tp_wait(pid_t pid, int timeout_s)
 	}
 }
 
+int tp_run_pair(const char *dir, const char *alice, const char *bob, unsigned head_start_us,
+		int alice_s, int bob_s, int log_lines)
+{
+	pid_t pid[2];
+	int st[2];
+
+	pid[1] = tp_spawn(dir, bob);
+	usleep(head_start_us);
+	pid[0] = tp_spawn(dir, alice);
+	st[0] = tp_wait(pid[0], alice_s);
+	st[1] = tp_wait(pid[1], bob_s);
+	if (st[0] || st[1]) {
+		char cmd[256];
+
+		snprintf(cmd, sizeof(cmd), "cd %s && tail -n %d *.log >&2", dir, log_lines);
+		if (system(cmd))
+			fprintf(stderr, "no logs\n");
+	}
+	return st[0] || st[1];
+}
+
 int tp_write_frames(const char *dir, const char *name, struct qkd_frame **f, int n)
 {
 	char path[256];

@@ -53,6 +53,15 @@ pid_t tp_spawn_bash(const char *dir, const char *cmd);
  */
 int tp_wait(pid_t pid, int timeout_s);
 
+/*
+ * Run a pair of command lines in dir: Bob's first (he listens), Alice's
+ * head_start_us later; wait up to alice_s for Alice, then up to bob_s for Bob.
+ * When either did not exit 0, the last log_lines lines of every *.log in dir
+ * go to stderr. 0 when both exited 0, else 1.
+ */
+int tp_run_pair(const char *dir, const char *alice, const char *bob, unsigned head_start_us,
+		int alice_s, int bob_s, int log_lines);
+
 /* Write the non-NULL frames of f[0..n) to dir/name. 0 or -1. */
 int tp_write_frames(const char *dir, const char *name, struct qkd_frame **f, int n);
 /* Read up to max frames of dir/name into out. Count, or -1 on a bad stream. */

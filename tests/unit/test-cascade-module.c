@@ -77,8 +77,6 @@ static void estimated(uint64_t key_id, uint64_t bits, double q, struct qkd_frame
 static int run_pair(const struct tp_env *e, const char *opts, int timeout_s)
 {
 	char cmd[2][2048];
-	pid_t pid[2];
-	int st[2];
 
 	for (int side = 0; side < 2; side++) {
 		const char *role = side ? "bob" : "alice", *conn = side ? "--listen" : "--peer";
@@ -88,19 +86,7 @@ static int run_pair(const struct tp_env *e, const char *opts, int timeout_s)
 			 "%s/qkd-cascade --role %s %s 127.0.0.1:%d --keypool %c.pool %s "
 			 "< %c.in > %c.out 2> %c.log", e->bin, role, conn, e->port, c, opts, c, c, c);
 	}
-	pid[1] = tp_spawn(e->dir, cmd[1]);
-	usleep(100000);
-	pid[0] = tp_spawn(e->dir, cmd[0]);
-	st[0] = tp_wait(pid[0], timeout_s);
-	st[1] = tp_wait(pid[1], timeout_s);
-	if (st[0] || st[1]) {
-		char c[256];
-
-		snprintf(c, sizeof(c), "cd %s && tail -n 5 *.log >&2", e->dir);
-		if (system(c))
-			fprintf(stderr, "no logs\n");
-	}
-	return st[0] || st[1] ? -1 : 0;
+	return tp_run_pair(e->dir, cmd[0], cmd[1], 100000, timeout_s, timeout_s, 5) ? -1 : 0;
 }
 
 /* Many frames of every kind through both modes of authentication. */
