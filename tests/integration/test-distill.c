@@ -282,8 +282,17 @@ TEST_F_TIMEOUT(distill, identical_keys_over_seeds_and_qbers, 400)
 					TH_LOG("seed %u key %zu (QBER %g): no key", seed, k,
 					       finite_q[k]);
 			} else if (!keyed(a.f[k])) {
-				/* at 8% a block this short may be too short for the bound */
-				EXPECT_EQ(QKD_ABORT_TOO_SHORT, a.f[k]->abort_reason);
+				/*
+				 * At 8% a block this short may be too short for
+				 * the bound, or keep a residual error after
+				 * Cascade that confirmation catches: both are
+				 * the protocol working, never a delivered
+				 * mismatch (checked by same() above).
+				 */
+				EXPECT_TRUE(a.f[k]->abort_reason == QKD_ABORT_TOO_SHORT ||
+					    a.f[k]->abort_reason == QKD_ABORT_CONFIRM)
+					TH_LOG("seed %u key %zu: abort reason %u", seed, k,
+					       a.f[k]->abort_reason);
 			}
 			keys += keyed(a.f[k]) && same(&a, &b, (int)k);
 		}
