@@ -34,7 +34,7 @@ while [ $# -gt 0 ]; do
 	--peer-timeout) ptmo=$2; shift ;;
 	--build) build=$2; shift ;;
 	--keep) keep=1 ;;
-	-h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench-peer-flip: unknown option $1 (see --help)" >&2; exit 2 ;;
 	esac
 	shift
