@@ -4,7 +4,9 @@
  *
  * Every attribute is validated strictly by one policy; attributes the policy
  * does not list (the ones the kernel only sends) are refused as input.
- * Commands that change the store or hand out key bytes need CAP_NET_ADMIN.
+ * Every command, and joining the event group, needs CAP_NET_ADMIN in the user
+ * namespace owning the socket's network namespace: key ids, lengths and
+ * counts are the operator's business, and a container may run its own store.
  * Documentation/keystore.md lists the commands and their attributes.
  */
 #include <linux/cred.h>
@@ -62,7 +64,10 @@ static const struct nla_policy qks_policy[QKD_A_MAX + 1] = {
 enum { QKS_MCGRP_EVENTS };
 
 static const struct genl_multicast_group qks_mcgrps[] = {
-	[QKS_MCGRP_EVENTS] = { .name = QKD_GENL_MCGRP_EVENTS },
+	[QKS_MCGRP_EVENTS] = {
+		.name = QKD_GENL_MCGRP_EVENTS,
+		.flags = GENL_MCAST_CAP_NET_ADMIN,
+	},
 };
 
 static struct qks_link *qks_req_link(struct genl_info *info)
@@ -516,50 +521,53 @@ static int qks_dump_xfrm(struct sk_buff *skb, struct netlink_callback *cb)
 static const struct genl_small_ops qks_ops[] = {
 	{
 		.cmd = QKD_CMD_LINK_ADD,
-		.flags = GENL_ADMIN_PERM,
+		.flags = GENL_UNS_ADMIN_PERM,
 		.doit = qks_cmd_link_add,
 	},
 	{
 		.cmd = QKD_CMD_LINK_DEL,
-		.flags = GENL_ADMIN_PERM,
+		.flags = GENL_UNS_ADMIN_PERM,
 		.doit = qks_cmd_link_del,
 	},
 	{
 		.cmd = QKD_CMD_LINK_GET,
+		.flags = GENL_UNS_ADMIN_PERM,
 		.doit = qks_cmd_link_get,
 		.dumpit = qks_dump_links,
 	},
 	{
 		.cmd = QKD_CMD_KEY_PUSH,
-		.flags = GENL_ADMIN_PERM,
+		.flags = GENL_UNS_ADMIN_PERM,
 		.doit = qks_cmd_key_push,
 	},
 	{
 		.cmd = QKD_CMD_KEY_FETCH,
-		.flags = GENL_ADMIN_PERM,
+		.flags = GENL_UNS_ADMIN_PERM,
 		.doit = qks_cmd_key_fetch,
 	},
 	{
 		.cmd = QKD_CMD_KEY_LIST,
+		.flags = GENL_UNS_ADMIN_PERM,
 		.dumpit = qks_dump_keys,
 	},
 	{
 		.cmd = QKD_CMD_STATS_GET,
+		.flags = GENL_UNS_ADMIN_PERM,
 		.doit = qks_cmd_stats_get,
 	},
 	{
 		.cmd = QKD_CMD_XFRM_BIND,
-		.flags = GENL_ADMIN_PERM,
+		.flags = GENL_UNS_ADMIN_PERM,
 		.doit = qks_cmd_xfrm_bind,
 	},
 	{
 		.cmd = QKD_CMD_XFRM_UNBIND,
-		.flags = GENL_ADMIN_PERM,
+		.flags = GENL_UNS_ADMIN_PERM,
 		.doit = qks_cmd_xfrm_unbind,
 	},
 	{
 		.cmd = QKD_CMD_XFRM_GET,
-		.flags = GENL_ADMIN_PERM,
+		.flags = GENL_UNS_ADMIN_PERM,
 		.dumpit = qks_dump_xfrm,
 	},
 };

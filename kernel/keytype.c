@@ -13,6 +13,7 @@
  * namespace.
  */
 #include <crypto/algapi.h>
+#include <keys/request_key_auth-type.h>
 #include <linux/cred.h>
 #include <linux/key-type.h>
 #include <linux/random.h>
@@ -93,6 +94,20 @@ static long qks_kt_read(const struct key *key, char *buf, size_t buflen)
 	return qks_key_read(p->link, p->id, key, buf, buflen);
 }
 
+/*
+ * A key that is not in the store cannot be made up: refuse request_key()
+ * without the /sbin/request-key upcall, and invalidate the unconstructed key
+ * so that no negative key is left behind in the caller's keyring.
+ */
+static int qks_kt_request_key(struct key *authkey, void *aux)
+{
+	struct key *target = get_request_key_auth(authkey)->target_key;
+
+	complete_request_key(authkey, -ENOKEY);
+	key_invalidate(target);
+	return -ENOKEY;
+}
+
 struct key_type qks_key_type = {
 	.name = QKD_KEY_TYPE,
 	.flags = KEY_TYPE_NET_DOMAIN,
@@ -102,6 +117,7 @@ struct key_type qks_key_type = {
 	.destroy = qks_kt_destroy,
 	.describe = qks_kt_describe,
 	.read = qks_kt_read,
+	.request_key = qks_kt_request_key,
 };
 
 /* Keys: the link's owner (and group, if set) may find and read them. */
@@ -130,7 +146,7 @@ struct key *qks_kkey_create(struct qks_link *link, u64 id)
 	kkey = key_alloc(&qks_key_type, desc, link->uid,
 			 gid_valid(link->gid) ? link->gid : GLOBAL_ROOT_GID,
 			 current_cred(), qks_key_perm(link->gid),
-			 KEY_ALLOC_NOT_IN_QUOTA, NULL);
+			 KEY_ALLOC_NOT_IN_QUOTA | KEY_ALLOC_SET_KEEP, NULL);
 	if (IS_ERR(kkey))
 		goto out;
 	err = key_instantiate_and_link(kkey, &kp, sizeof(kp), NULL, NULL);
@@ -150,21 +166,22 @@ int qks_kkey_link(struct qks_link *link, struct key *kkey)
 
 /*
  * Keyrings: owner and group may search them and link them into their own
- * keyrings (for request_key()); others may only see and search through them,
- * which reveals link names but no key (keys have their own permissions).
- * Possessors get nothing extra: possession must not widen access.
+ * keyrings (for request_key()); others get nothing, since SEARCH alone would
+ * let them invalidate the keyring. KEEP makes keyrings and keys immune to
+ * userspace invalidate, clear, unlink and revoke: only the module removes
+ * them. Possessors get nothing extra: possession must not widen access.
  */
 struct key *qks_keyring_create(const char *desc, kuid_t uid, kgid_t gid,
 			       struct key *dest)
 {
 	key_perm_t perm = KEY_POS_VIEW | KEY_POS_SEARCH |
-			  KEY_USR_VIEW | KEY_USR_READ | KEY_USR_SEARCH | KEY_USR_LINK |
-			  KEY_OTH_VIEW | KEY_OTH_SEARCH;
+			  KEY_USR_VIEW | KEY_USR_READ | KEY_USR_SEARCH | KEY_USR_LINK;
 
 	if (gid_valid(gid))
 		perm |= KEY_GRP_VIEW | KEY_GRP_READ | KEY_GRP_SEARCH | KEY_GRP_LINK;
 	return keyring_alloc(desc, uid, gid_valid(gid) ? gid : GLOBAL_ROOT_GID,
-			     current_cred(), perm, KEY_ALLOC_NOT_IN_QUOTA, NULL,
+			     current_cred(), perm,
+			     KEY_ALLOC_NOT_IN_QUOTA | KEY_ALLOC_SET_KEEP, NULL,
 			     dest);
 }
 

@@ -60,19 +60,41 @@ static int qks_pump_release_file(struct inode *inode, struct file *file)
 	return 0;
 }
 
-/* CAP_NET_ADMIN over the namespace, or the link's configured uid or gid. */
-static bool qks_pump_permitted(struct net *net, struct qks_link *link)
+/* groups_search() is not exported; in_group_p() only looks at current. */
+static bool qks_cred_in_group(const struct cred *cred, kgid_t gid)
 {
-	if (ns_capable(net->user_ns, CAP_NET_ADMIN))
+	const struct group_info *gi = cred->group_info;
+	int i;
+
+	if (gid_eq(cred->fsgid, gid))
 		return true;
-	if (uid_eq(current_fsuid(), link->uid))
-		return true;
-	return gid_valid(link->gid) && in_group_p(link->gid);
+	for (i = 0; gi && i < gi->ngroups; i++)
+		if (gid_eq(gi->gid[i], gid))
+			return true;
+	return false;
 }
 
-static long qks_pump_attach(struct qks_pump *pump, void __user *arg)
+/*
+ * CAP_NET_ADMIN over the namespace, or the link's configured uid or gid, of
+ * whoever opened the file: a descriptor handed to a more privileged process
+ * (or an ioctl made through a setuid helper) must not widen access.
+ */
+static bool qks_pump_permitted(struct file *file, struct net *net,
+			       struct qks_link *link)
+{
+	const struct cred *cred = file->f_cred;
+
+	if (file_ns_capable(file, net->user_ns, CAP_NET_ADMIN))
+		return true;
+	if (uid_eq(cred->fsuid, link->uid))
+		return true;
+	return gid_valid(link->gid) && qks_cred_in_group(cred, link->gid);
+}
+
+static long qks_pump_attach(struct file *file, void __user *arg)
 {
 	struct net *net = current->nsproxy->net_ns;
+	struct qks_pump *pump = file->private_data;
 	struct qkd_pump_attach req;
 	struct qks_link *link;
 	long err = 0;
@@ -85,7 +107,7 @@ static long qks_pump_attach(struct qks_pump *pump, void __user *arg)
 	link = qks_link_find(net, req.link);
 	if (!link)
 		return -ENOENT;
-	if (!qks_pump_permitted(net, link)) {
+	if (!qks_pump_permitted(file, net, link)) {
 		qks_link_put(link);
 		return -EACCES;
 	}
@@ -104,7 +126,7 @@ static long qks_pump_ioctl(struct file *file, unsigned int cmd, unsigned long ar
 {
 	switch (cmd) {
 	case QKD_PUMP_ATTACH:
-		return qks_pump_attach(file->private_data, (void __user *)arg);
+		return qks_pump_attach(file, (void __user *)arg);
 	default:
 		return -ENOTTY;
 	}

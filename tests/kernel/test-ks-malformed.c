@@ -267,9 +267,12 @@ TEST_F(bad, unprivileged_sender)
 		fails += ks_raw_req(&r, QKD_CMD_XFRM_BIND, 0, self->a, n) != -EPERM;
 		fails += ks_raw_req(&r, QKD_CMD_XFRM_UNBIND, 0, self->a, n) != -EPERM;
 		fails += ks_raw_req(&r, QKD_CMD_XFRM_GET, NLM_F_DUMP, self->a, n) != -EPERM;
-		/* Reading counters is allowed. */
+		/* Key ids, lengths and counters are not for everyone either. */
 		n = put_link(self->a, 0, self->link);
-		fails += ks_raw_req(&r, QKD_CMD_LINK_GET, 0, self->a, n) != 0;
+		fails += ks_raw_req(&r, QKD_CMD_LINK_GET, 0, self->a, n) != -EPERM;
+		fails += ks_raw_req(&r, QKD_CMD_LINK_GET, NLM_F_DUMP, self->a, 0) != -EPERM;
+		fails += ks_raw_req(&r, QKD_CMD_KEY_LIST, NLM_F_DUMP, self->a, n) != -EPERM;
+		fails += ks_raw_req(&r, QKD_CMD_STATS_GET, 0, self->a, 0) != -EPERM;
 		_exit(fails);
 	}
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));

@@ -235,6 +235,35 @@ TEST_F(pump, attach_checks)
 	EXPECT_EQ(0, status);
 }
 
+/*
+ * The opener's credentials count, not the caller's: a descriptor opened as
+ * nobody stays nobody's even in a process that is root again.
+ */
+TEST_F(pump, opener_credentials_count)
+{
+	pid_t pid;
+	int status;
+
+	ASSERT_EQ(0, chmod(QKD_PUMP_DEV, 0666));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		int fd;
+
+		if (setresgid(-1, 65534, -1) || setresuid(-1, 65534, -1))
+			_exit(100);
+		fd = open(QKD_PUMP_DEV, O_RDONLY);
+		if (fd < 0)
+			_exit(101);
+		if (setresuid(-1, 0, -1) || setresgid(-1, 0, -1))
+			_exit(102);
+		_exit(attach(fd, self->link) == -EACCES ? 0 : 1);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	chmod(QKD_PUMP_DEV, 0600);
+	EXPECT_EQ(0, status);
+}
+
 TEST_F(pump, configured_uid_may_attach)
 {
 	struct qksc_link_cfg cfg = { .low_watermark = 0, .uid = 65534, .gid = -1 };
