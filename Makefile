@@ -62,6 +62,7 @@ include userspace/lib/part.mk
 -include userspace/modules/part.mk
 -include keystore/part.mk
 -include keystore/ppk.mk
+-include keystore/kme.mk
 -include qpm/part.mk
 -include tests/part.mk
 -include bench/part.mk
