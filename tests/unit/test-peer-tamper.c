@@ -355,6 +355,27 @@ TEST_F_TIMEOUT(tamper, any_single_bit_flip_fails_the_block_on_both_sides, 240)
 	EXPECT_EQ(0, bad);
 }
 
+TEST_F(tamper, v1_chunk_length_flip_fails_only_its_block)
+{
+	/*
+	 * V1's body: pool offset (8), chunk length (4), offset in the chunk (4),
+	 * context (1), tag. The chunk length selects no pad bytes, so the tag
+	 * cannot catch its change: Bob must refuse a length Alice cannot have
+	 * sent. Each bit of its low two bytes fails key 7 on both sides and
+	 * leaves key 8, which reuses the same chunk, intact.
+	 */
+	for (int bit = 0; bit < 16; bit++) {
+		struct flip f = { 0, A_V1, 16 + 8 + bit / 8, bit % 8 };
+		struct outcome o = run(f, TMO_FLIP);
+
+		if (!o.flipped)
+			o = run(f, 5 * TMO_FLIP);
+		ASSERT_TRUE(o.flipped);
+		EXPECT_EQ(1, o.alice) TH_LOG("chunk length bit %d: alice %d", bit, o.alice);
+		EXPECT_EQ(1, o.bob) TH_LOG("chunk length bit %d: bob %d", bit, o.bob);
+	}
+}
+
 TEST_F(tamper, body_flip_fails_only_its_block)
 {
 	/* a flipped body bit of a key-7 message fails key 7 and nothing else */

@@ -387,6 +387,26 @@ static int pads_take(struct qkd_peer *p, uint8_t out[PEER_PAD_BYTES], uint64_t *
 	return 0;
 }
 
+/*
+ * A chunk length pads_take can produce: PEER_PAD_FIRST doubled up to
+ * PEER_PAD_LAST, or one closing's worth from a nearly empty pool. The length
+ * is not covered by the tag (only the pads it selects are), so Bob accepts
+ * nothing else: any two of these lengths differ in at least two bits, so a
+ * single flipped bit fails the block instead of making Bob record a chunk of
+ * another size as spent.
+ */
+_Static_assert(PEER_PAD_LAST <= PEER_PAD_CHUNK, "Bob's spent map covers every chunk");
+
+static bool pad_chunk_len_valid(uint32_t clen)
+{
+	if (clen == PEER_PAD_BYTES)
+		return true;
+	for (uint32_t len = PEER_PAD_FIRST; len <= PEER_PAD_LAST; len *= 2)
+		if (clen == len)
+			return true;
+	return false;
+}
+
 /* Bob: the 48 bytes Alice named; never the same unit twice. */
 static int pads_take_at(struct qkd_peer *p, uint64_t coff, uint32_t clen, uint32_t rel,
 			uint8_t out[PEER_PAD_BYTES])
@@ -394,8 +414,7 @@ static int pads_take_at(struct qkd_peer *p, uint64_t coff, uint32_t clen, uint32
 	struct pad_chunk *c = NULL;
 	int rc;
 
-	if (clen < PEER_PAD_BYTES || clen > PEER_PAD_CHUNK || rel % 16 ||
-	    rel > clen - PEER_PAD_BYTES)
+	if (!pad_chunk_len_valid(clen) || rel % 16 || rel > clen - PEER_PAD_BYTES)
 		return -EINVAL;
 	for (int i = 0; i < PEER_PAD_CACHED; i++)
 		if (p->pc[i].key && p->pc[i].off == coff && p->pc[i].len == clen)
