@@ -426,7 +426,14 @@ int qkd_module_init(struct qkd_module *m, const struct qkd_module_desc *d, int a
 		goto fail;
 	}
 	/*
-	 * The control interface comes up first: opening the peer channel can
+	 * A refused state file is a set-up error the QPM must see as an exit
+	 * before we register: registered and then gone, we would let the
+	 * pipeline look running for a moment.
+	 */
+	if (load_state(m))
+		goto fail;
+	/*
+	 * The control interface comes up next: opening the peer channel can
 	 * wait for the other side, and the QPM expects to hear from us early.
 	 */
 	if (m->qpm) {
@@ -436,7 +443,7 @@ int qkd_module_init(struct qkd_module *m, const struct qkd_module_desc *d, int a
 		}
 		pv->service = true;
 	}
-	if (load_state(m) || open_streams(m) || open_peer(m))
+	if (open_streams(m) || open_peer(m))
 		goto fail_close;
 	pthread_mutex_lock(&m->lock);
 	if (m->state == QKD_MOD_NEW)
