@@ -130,6 +130,11 @@ long qks_key_read(struct qks_link *link, u64 id, const struct key *kkey,
 		  char *buf, size_t buflen);
 struct qks_key *qks_key_take_from(struct qks_link *link, u64 min_id, u32 min_len);
 void qks_key_free(struct qks_key *k);
+/* XFRM support: reserve a key, then commit (used) or release (not used). */
+int qks_key_reserve_from(struct qks_link *link, const void *owner, u64 min_id,
+			 u32 min_len, u8 *buf, u32 len, u64 *id);
+void qks_key_commit(struct qks_link *link, const void *owner, u64 id);
+void qks_key_release(struct qks_link *link, const void *owner, u64 id);
 void qks_link_snapshot(struct qks_link *link, u32 *avail, u32 *reserved,
 		       u64 *bytes, struct qks_stats *st);
 void qks_net_stats(struct net *net, struct qks_stats *st, u32 *links);

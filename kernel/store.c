@@ -342,6 +342,97 @@ struct qks_key *qks_key_take_from(struct qks_link *link, u64 min_id, u32 min_len
 	return k;
 }
 
+/*
+ * XFRM bindings: reserve the lowest available key with id >= min_id and at
+ * least min_len bytes, copying its first len bytes to buf. The key stays in
+ * the store, invisible to other consumers, until qks_key_commit() wipes it or
+ * qks_key_release() makes it available again. A shorter key at the head is
+ * left in place (-EMSGSIZE).
+ */
+int qks_key_reserve_from(struct qks_link *link, const void *owner, u64 min_id,
+			 u32 min_len, u8 *buf, u32 len, u64 *id)
+{
+	struct qks_key *k = NULL, *pos;
+	struct net *net;
+	u32 avail;
+
+	spin_lock(&link->lock);
+	if (link->dead) {
+		spin_unlock(&link->lock);
+		return -ENOENT;
+	}
+	list_for_each_entry(pos, &link->avail, avail) {
+		if (pos->id >= min_id) {
+			k = pos;
+			break;
+		}
+	}
+	if (!k || k->len < min_len) {
+		spin_unlock(&link->lock);
+		return k ? -EMSGSIZE : -ENODATA;
+	}
+	list_del_init(&k->avail);
+	k->state = QKD_KEY_RESERVED;
+	k->owner = owner;
+	link->n_avail--;
+	link->n_reserved++;
+	memcpy(buf, k->data, min(len, k->len));
+	*id = k->id;
+	net = qks_low_check(link);
+	avail = link->n_avail;
+	spin_unlock(&link->lock);
+	qks_low_send(link, net, avail);
+	return 0;
+}
+
+static struct qks_key *qks_key_reserved(struct qks_link *link, const void *owner,
+					u64 id)
+{
+	struct qks_key *k = qks_key_lookup(link, id);
+
+	if (k && k->owner == owner && k->state == QKD_KEY_RESERVED)
+		return k;
+	return NULL;
+}
+
+/* The reserved key is in use: it leaves the store and is wiped. */
+void qks_key_commit(struct qks_link *link, const void *owner, u64 id)
+{
+	struct qks_key *k;
+
+	spin_lock(&link->lock);
+	k = qks_key_reserved(link, owner, id);
+	if (k)
+		qks_key_detach(link, k, k->len);
+	spin_unlock(&link->lock);
+	if (k)
+		qks_key_free(k);
+}
+
+/* The reserved key was not used: available again, in its place by id. */
+void qks_key_release(struct qks_link *link, const void *owner, u64 id)
+{
+	struct qks_key *k, *pos;
+
+	spin_lock(&link->lock);
+	k = qks_key_reserved(link, owner, id);
+	if (k) {
+		k->state = QKD_KEY_AVAILABLE;
+		k->owner = NULL;
+		link->n_reserved--;
+		link->n_avail++;
+		list_for_each_entry_reverse(pos, &link->avail, avail) {
+			if (pos->id < k->id) {
+				list_add(&k->avail, &pos->avail);
+				goto added;
+			}
+		}
+		list_add(&k->avail, &link->avail);
+	}
+added:
+	spin_unlock(&link->lock);
+}
+
 long qks_key_read(struct qks_link *link, u64 id, const struct key *kkey,
 		  char *buf, size_t buflen)
 {

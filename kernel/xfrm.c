@@ -8,7 +8,7 @@
  * walk through the same key ids without talking to each other. The key gives
  * one 288-bit rfc4106(gcm(aes)) key (256-bit key + 32-bit salt) per direction:
  * the side with the lower address sends with the first 36 bytes. The SPI of
- * key id k is SPI_BASE + (k & 0xffff) in both directions.
+ * key id k is SPI_BASE + hash_64(k, 16) in both directions.
  *
  * At any time a binding has the current generation (outbound and inbound SA)
  * and the next one pre-installed inbound only, so the peer may switch first.
@@ -17,189 +17,129 @@
  * on the next generation's inbound SA (follow the peer). An old inbound SA is
  * kept until traffic shows on a newer one, plus a grace period. Hard limits are
  * twice the soft ones: with no key to rekey, traffic stops rather than running
- * on a worn key. Key bytes never leave the kernel; they are wiped once the SAs
- * hold them, and an SA's key copy is wiped when the binding deletes it.
+ * on a worn key. A key is reserved, not taken, until its inbound SA is in, so
+ * a local failure loses no key. Key bytes never leave the kernel; they are wiped
+ * once the SAs hold them, and an SA's key copy is wiped when the binding deletes it.
  */
-#include <crypto/aead.h>
+#include <linux/hash.h>
 #include <linux/slab.h>
 #include <linux/workqueue.h>
 #include <net/genetlink.h>
 #include <net/xfrm.h>
 
-#include "qks.h"
-
-#define QKS_XKEY_LEN	36	/* one direction: AES-256 key + 4-byte salt */
-#define QKS_XALG	"rfc4106(gcm(aes))"
-#define QKS_XMAX_GENS	4	/* inbound SAs kept per binding at most */
-
-struct qks_xgen {
-	struct list_head node;		/* b->gens, oldest first */
-	u64 key_id;
-	u32 spi;
-	struct xfrm_state *in;		/* our reference */
-	struct xfrm_state *out;		/* current generation only */
-	u8 out_key[QKS_XKEY_LEN];	/* until the outbound SA is installed */
-	bool has_out_key;
-	unsigned long retire_at;	/* jiffies, 0: not scheduled */
-};
-
-struct qks_xbind {
-	struct list_head node;		/* link->xbinds, under link->xlock */
-	struct list_head all;		/* qks_xbinds, under qks_xbinds_lock */
-	struct qks_link *link;		/* a reference */
-	u32 id;
-	struct qks_xfrm_tmpl t;
-	bool low;			/* our address is the lower one */
-
-	struct mutex lock;		/* everything below */
-	struct list_head gens;
-	struct qks_xgen *cur, *next;
-	u64 next_min;			/* lowest key id the next generation may use */
-	u64 generations;
-	int err;
-	bool dead;
-	struct delayed_work work;
-
-	struct xfrm_state *cur_out;	/* for the notify callback: compared only */
-	atomic_t rekey;
-};
+#include "xfrm.h"
 
 static LIST_HEAD(qks_xbinds);
 static DEFINE_SPINLOCK(qks_xbinds_lock);
 
-static void qks_xkey_wipe(struct xfrm_state *x)
+/*
+ * The SPI of key id k: SPI_BASE plus 16 bits mixed from the whole id, so ids
+ * frame * 65536 + i of consecutive frames get different SPIs. Both peers
+ * compute the same value.
+ */
+static u32 qks_xspi(const struct qks_xbind *b, u64 id)
 {
-	spin_lock_bh(&x->lock);
-	if (x->aead)
-		memzero_explicit(x->aead->alg_key, (x->aead->alg_key_len + 7) / 8);
-	spin_unlock_bh(&x->lock);
+	return b->t.spi_base + hash_64(id, 16);
 }
 
-static u64 qks_xlimit(u64 v)
+/*
+ * An SPI equal to one of the binding's recent generations would collide with
+ * an SA still installed: such an id is skipped (left in the store). The
+ * history depends only on the ids taken, so both peers skip the same ids.
+ */
+static bool qks_xspi_recent(const struct qks_xbind *b, u32 spi)
 {
-	return v ? v : XFRM_INF;
+	int i;
+
+	for (i = 0; i < ARRAY_SIZE(b->spi_hist); i++)
+		if (b->spi_hist_n > i && b->spi_hist[i] == spi)
+			return true;
+	return false;
 }
 
-/* Install one ESP SA; returns it with a reference of ours. */
-static struct xfrm_state *qks_xstate_add(struct qks_xbind *b, bool out, u32 spi,
-					 const u8 *key)
+static bool qks_xspi_taken(struct qks_xbind *b, u32 spi)
 {
-	struct xfrm_algo_desc *desc;
+	const xfrm_address_t *dst[2] = { &b->t.saddr, &b->t.daddr };
 	struct xfrm_state *x;
-	int err;
+	int i;
 
-	desc = xfrm_aead_get_byname(QKS_XALG, b->t.icv_bits, 1);
-	if (!desc)
-		return ERR_PTR(-ENOENT);
-	x = xfrm_state_alloc(b->link->net);
-	if (!x)
-		return ERR_PTR(-ENOMEM);
-	x->id.proto = IPPROTO_ESP;
-	x->id.spi = htonl(spi);
-	x->id.daddr = out ? b->t.daddr : b->t.saddr;
-	x->props.saddr = out ? b->t.saddr : b->t.daddr;
-	x->props.family = b->t.family;
-	x->props.mode = b->t.mode;
-	x->props.reqid = b->t.reqid;
-	x->props.replay_window = out ? 0 : 32;
-	x->sel.family = b->t.family;
-	x->lft.soft_byte_limit = XFRM_INF;
-	x->lft.hard_byte_limit = XFRM_INF;
-	x->lft.soft_packet_limit = XFRM_INF;
-	x->lft.hard_packet_limit = XFRM_INF;
-	if (out) {
-		x->lft.soft_byte_limit = qks_xlimit(b->t.life_bytes);
-		x->lft.hard_byte_limit = qks_xlimit(b->t.life_bytes * 2);
-		x->lft.soft_packet_limit = qks_xlimit(b->t.life_packets);
-		x->lft.hard_packet_limit = qks_xlimit(b->t.life_packets * 2);
-		x->lft.soft_add_expires_seconds = b->t.life_seconds;
-		x->lft.hard_add_expires_seconds = b->t.life_seconds * 2;
+	for (i = 0; i < 2; i++) {
+		x = xfrm_state_lookup(b->link->net, 0, dst[i], htonl(spi),
+				      IPPROTO_ESP, b->t.family);
+		if (x) {
+			xfrm_state_put(x);
+			return true;
+		}
 	}
-	x->aead = kzalloc(sizeof(*x->aead) + QKS_XKEY_LEN, GFP_KERNEL);
-	if (!x->aead) {
-		err = -ENOMEM;
-		goto dead;
-	}
-	strscpy(x->aead->alg_name, QKS_XALG, sizeof(x->aead->alg_name));
-	x->aead->alg_key_len = QKS_XKEY_LEN * 8;
-	x->aead->alg_icv_len = b->t.icv_bits;
-	memcpy(x->aead->alg_key, key, QKS_XKEY_LEN);
-	x->props.ealgo = desc->desc.sadb_alg_id;
-	/* Without geniv ESP asks the crypto API for "(null)(rfc4106(gcm(aes)))". */
-	x->geniv = desc->uinfo.aead.geniv;
-
-	err = xfrm_init_state(x);
-	if (err)
-		goto dead;
-	xfrm_state_hold(x);
-	err = xfrm_state_add(x);
-	if (err) {
-		__xfrm_state_put(x);
-		goto dead;
-	}
-	return x;
-dead:
-	x->km.state = XFRM_STATE_DEAD;
-	if (x->aead)
-		memzero_explicit(x->aead->alg_key, QKS_XKEY_LEN);
-	xfrm_state_put(x);
-	return ERR_PTR(err);
+	return false;
 }
 
-static void qks_xstate_del(struct xfrm_state *x)
-{
-	if (!x)
-		return;
-	xfrm_state_delete(x);
-	qks_xkey_wipe(x);
-	xfrm_state_put(x);
-}
-
-static u64 qks_xpackets(struct xfrm_state *x)
-{
-	u64 n;
-
-	spin_lock_bh(&x->lock);
-	n = x->curlft.packets;
-	spin_unlock_bh(&x->lock);
-	return n;
-}
-
-/* Take the next key and pre-install its inbound SA as b->next. */
+/*
+ * Reserve the next key and pre-install its inbound SA as b->next. The key
+ * leaves the store only once that SA is in: any failure here (a foreign SA
+ * at its SPI, ENOMEM, no ESP for the family) releases it, and the next try
+ * takes the same id, as the peer does.
+ */
 static int qks_xgen_new(struct qks_xbind *b)
 {
-	struct qks_xgen *g;
-	struct qks_key *k;
+	u8 key[QKD_XFRM_KEY_BYTES];
 	const u8 *in_half, *out_half;
-	int err;
+	struct qks_xgen *g;
+	int err, skips = 0;
+	u64 id;
+	u32 spi;
 
 	g = kzalloc(sizeof(*g), GFP_KERNEL);
 	if (!g)
 		return -ENOMEM;
-	k = qks_key_take_from(b->link, b->next_min, QKD_XFRM_KEY_BYTES);
-	if (IS_ERR(k)) {
-		kfree(g);
-		return PTR_ERR(k);
+	for (;;) {
+		err = qks_key_reserve_from(b->link, b, b->next_min, QKD_XFRM_KEY_BYTES,
+					   key, sizeof(key), &id);
+		if (err)
+			goto out;
+		spi = qks_xspi(b, id);
+		if (!qks_xspi_recent(b, spi))
+			break;
+		qks_key_release(b->link, b, id);
+		b->next_min = id + 1;
+		if (++skips > ARRAY_SIZE(b->spi_hist)) {
+			err = -EAGAIN;	/* again at the next work run */
+			goto out;
+		}
 	}
-	g->key_id = k->id;
-	g->spi = b->t.spi_base + (u32)(k->id & 0xffff);
-	out_half = b->low ? k->data : k->data + QKS_XKEY_LEN;
-	in_half = b->low ? k->data + QKS_XKEY_LEN : k->data;
+	if (qks_xspi_taken(b, spi)) {
+		err = -EEXIST;
+		goto release;
+	}
+	g->key_id = id;
+	g->spi = spi;
+	out_half = b->low ? key : key + QKS_XKEY_LEN;
+	in_half = b->low ? key + QKS_XKEY_LEN : key;
 	memcpy(g->out_key, out_half, QKS_XKEY_LEN);
 	g->has_out_key = true;
 	g->in = qks_xstate_add(b, false, g->spi, in_half);
-	/* The key left the store: it is used now or never. */
-	b->next_min = k->id + 1;
-	qks_key_free(k);
 	if (IS_ERR(g->in)) {
 		err = PTR_ERR(g->in);
-		memzero_explicit(g->out_key, sizeof(g->out_key));
-		kfree(g);
-		return err;
+		goto release;
 	}
+	/* In use now: out of the store; the outbound half waits in g. */
+	qks_key_commit(b->link, b, id);
+	b->next_min = id + 1;
+	memmove(b->spi_hist + 1, b->spi_hist,
+		sizeof(b->spi_hist) - sizeof(b->spi_hist[0]));
+	b->spi_hist[0] = spi;
+	if (b->spi_hist_n < ARRAY_SIZE(b->spi_hist))
+		b->spi_hist_n++;
 	list_add_tail(&g->node, &b->gens);
 	b->next = g;
+	memzero_explicit(key, sizeof(key));
 	return 0;
+release:
+	qks_key_release(b->link, b, id);
+out:
+	memzero_explicit(key, sizeof(key));
+	kfree_sensitive(g);
+	return err;
 }
 
 /* Make the next generation current: new outbound SA, old one deleted. */
@@ -349,6 +289,8 @@ int qks_xfrm_bind(struct qks_link *link, const struct qks_xfrm_tmpl *t, u32 *id,
 			NL_SET_ERR_MSG(extack, "no key available on the link to start with");
 		else if (err == -EMSGSIZE)
 			NL_SET_ERR_MSG(extack, "the link's next key is shorter than 72 bytes");
+		else if (err == -EEXIST)
+			NL_SET_ERR_MSG(extack, "an SA with the first key's SPI exists already");
 		else
 			NL_SET_ERR_MSG(extack, "cannot install the ESP SA");
 		mutex_unlock(&link->xlock);

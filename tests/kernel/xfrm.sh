@@ -15,6 +15,8 @@ check() { local name=$1; shift; if "$@"; then ok "$name"; else not_ok "$name"; f
 A() { ip netns exec alice "$@"; }
 Bb() { ip netns exec bob "$@"; }
 quiet() { "$@" >/dev/null 2>&1; }
+# The SPI of key id $2 on spi-base $1: base + the kernel's hash_64(id, 16).
+spi_of() { printf '%#x' $(($1 + ((($2 * 0x61C8864680B583EB) >> 48) & 0xffff))); }
 A_IP=10.77.0.1 B_IP=10.77.0.2
 
 echo "TAP version 13"
@@ -118,8 +120,9 @@ A "$Q" xfrm bind ab6 src fd77::1 dst fd77::2 spi-base 0x3000 reqid 8 packets 6 >
 Bb "$Q" xfrm bind ab6 src fd77::2 dst fd77::1 spi-base 0x3000 reqid 8 packets 6 >/dev/null
 check "IPv6: ping passes across QKD-keyed ESP SAs" quiet A ping -6 -c 3 -W 2 -q fd77::2
 check "IPv6: both sides hold the same key" \
-	test -n "$(sa_key alice fd77::1 fd77::2 0x3001)" -a \
-	     "$(sa_key alice fd77::1 fd77::2 0x3001)" = "$(sa_key bob fd77::1 fd77::2 0x3001)"
+	test -n "$(sa_key alice fd77::1 fd77::2 "$(spi_of 0x3000 1)")" -a \
+	     "$(sa_key alice fd77::1 fd77::2 "$(spi_of 0x3000 1)")" = \
+	     "$(sa_key bob fd77::1 fd77::2 "$(spi_of 0x3000 1)")"
 # Out of keys: key 2 is used after 6 packets, its hard limit (12) stops the traffic.
 A ping -6 -c 30 -i 0.1 -W 1 -q fd77::2 >/dev/null 2>&1
 check "out of keys: the binding says it waits for a key" \
@@ -169,8 +172,9 @@ done
 check "tunnel mode: ping passes" quiet A ping -c 3 -W 2 -q $B_IP
 check "tunnel mode: the SAs are tunnel SAs" bash -c "ip netns exec alice ip xfrm state | grep -q 'mode tunnel'"
 check "tunnel mode: both sides hold the same key" \
-	test -n "$(sa_key alice $A_IP $B_IP 0x5001)" -a \
-	     "$(sa_key alice $A_IP $B_IP 0x5001)" = "$(sa_key bob $A_IP $B_IP 0x5001)"
+	test -n "$(sa_key alice $A_IP $B_IP "$(spi_of 0x5000 1)")" -a \
+	     "$(sa_key alice $A_IP $B_IP "$(spi_of 0x5000 1)")" = \
+	     "$(sa_key bob $A_IP $B_IP "$(spi_of 0x5000 1)")"
 
 echo "1..$n"
 [ "$fails" -eq 0 ]
