@@ -42,9 +42,9 @@ keys_for() {
 field() { sed -n "s/.* $2 \([0-9a-fx]*\).*/\1/p" <<<"$1"; }
 first_key() { ip netns exec "$1" "$Q" key list "$2" | awk 'NR == 1 { print $1 }'; }
 nkeys() { ip netns exec "$1" "$Q" key list "$2" | grep -c '^[0-9]'; }
-# SPI of bob's SA towards alice (alice's inbound) other than the current one.
+# SPIs of bob's inbound SAs (the same SPIs as alice's inbound ones): current and next.
 bob_spis() {
-	Bb ip xfrm state | sed -n "s/^src $B_IP dst $A_IP\$/X/;/^X/{n;s/.*spi \(0x[0-9a-f]*\).*/\1/p}" |
+	Bb ip xfrm state | sed -n "s/^src $A_IP dst $B_IP\$/X/;/^X/{n;s/.*spi \(0x[0-9a-f]*\).*/\1/p}" |
 		while read -r s; do printf '%#x\n' "$s"; done
 }
 
