@@ -71,7 +71,6 @@ struct cascade_bob {
 	uint64_t *alice_top[CASCADE_MAX_PASSES];
 	uint64_t *bob_top[CASCADE_MAX_PASSES];
 	uint64_t *copy[CASCADE_MAX_PASSES];	/* [0] = key */
-	const uint32_t *inv[CASCADE_MAX_PASSES];
 	const uint32_t *fwd[CASCADE_MAX_PASSES];
 	struct vec32 work[CASCADE_MAX_PASSES];
 	uint64_t pending[CASCADE_MAX_PASSES];
@@ -364,7 +363,6 @@ static int ensure_copy(struct cascade_bob *b, unsigned p)
 		return -ENOMEM;
 	cascade_gather(b->copy[p], b->key, pm->fwd, b->n);
 	b->fwd[p] = pm->fwd;
-	b->inv[p] = pm->inv;
 	return 0;
 }
 
@@ -423,8 +421,10 @@ static int flip(struct cascade_bob *b, uint64_t i)
 		if (p == 0) {
 			blk = i / b->k[0];
 		} else if (b->copy[p]) {
-			uint64_t pos = b->inv[p][i];
+			uint64_t pos = cascade_perm_inv(b->ps, p, i);
 
+			if (pos == (uint64_t)-1)
+				return -ENOMEM;
 			cascade_flip(b->copy[p], pos);
 			blk = pos / b->k[p];
 		} else {

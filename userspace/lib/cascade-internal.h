@@ -19,13 +19,19 @@
 
 /*
  * Permutation of pass p (p >= 1; pass 0 is the identity): fwd[j] is the
- * original position of permuted position j, inv its inverse. half_mask marks
+ * original position of permuted position j. Its inverse is not stored (only
+ * Bob needs it, for the few bits he corrects): cascade_perm_inv() ranks the
+ * position in the pass's base shuffle among the entries kept for this frame
+ * length (keep, keep_rank), which costs a sequential pass per frame length
+ * instead of n random writes. half_mask marks
  * the original positions whose permuted position is below half (for passes
  * with at most two blocks, whose block parities are then one masked XOR).
  */
 struct cascade_perm {
 	uint32_t *fwd;
-	uint32_t *inv;
+	uint64_t *keep;		/* bit i: base shuffle entry i is below n */
+	uint32_t *keep_rank;	/* keep_rank[w]: kept entries in words < w */
+	const uint32_t *base_inv; /* inverse of the base shuffle, NULL until asked */
 	uint64_t *half_mask;
 	uint32_t *rank1;	/* rank1[w]: members of half_mask in words < w */
 	uint64_t half;		/* split point half_mask was built for; 0 none */
@@ -49,6 +55,7 @@ struct cascade_base {
 	struct cascade_base *next;
 	uint64_t N;
 	uint32_t *fwd[CASCADE_MAX_PASSES];
+	uint32_t *inv[CASCADE_MAX_PASSES];	/* built on first use (Bob only) */
 };
 
 struct cascade_session {
@@ -62,9 +69,27 @@ void cascade_perm_put(struct cascade_session *s, struct cascade_perm_set *ps);
 /* Permutation of pass p (>= 1), generated on first use. NULL on ENOMEM. */
 const struct cascade_perm *cascade_perm_pass(struct cascade_perm_set *ps, const uint8_t *seed,
 					     unsigned p);
+/* Permuted position of original bit i in pass p; -1 (as uint64_t) on ENOMEM. */
+uint64_t cascade_perm_inv(struct cascade_perm_set *ps, unsigned p, uint64_t i);
 /* half_mask for split point half (generated on first use). NULL on ENOMEM. */
 const uint64_t *cascade_perm_half_mask(struct cascade_perm_set *ps, const uint8_t *seed,
 				       unsigned p, uint64_t half);
+
+/*
+ * Without -mpopcnt, __builtin_popcountll is a libgcc call (4% of the Cascade
+ * stage's CPU in the pipeline); the SWAR count is a dozen inline instructions.
+ */
+static inline unsigned cascade_popcount(uint64_t x)
+{
+#ifdef __POPCNT__
+	return (unsigned)__builtin_popcountll(x);
+#else
+	x -= (x >> 1) & 0x5555555555555555ull;
+	x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+	x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+	return (unsigned)((x * 0x0101010101010101ull) >> 56);
+#endif
+}
 
 /*
  * Passes of at most two blocks are never gathered: block 0 is the set of

@@ -13,8 +13,12 @@
  *
  * Shuffles are drawn once per pass for N = 2^j positions and restricted to a
  * frame's n <= N bits by keeping the entries below n (a uniformly random
- * permutation of n, cheap to derive); the restricted permutations and their
- * inverses are cached for the last CACHE_SETS frame lengths still in use.
+ * permutation of n, cheap to derive); the restricted permutations are cached
+ * for the last CACHE_SETS frame lengths still in use. Sifted frames rarely
+ * have the same length twice, so the restriction runs once per frame and pass:
+ * it is one sequential, branch-free scan of the base shuffle, and the inverse
+ * is a rank query on the kept entries (only Bob asks, once per corrected bit
+ * and pass) instead of an array of n random writes.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -107,7 +111,8 @@ static void perm_set_free(struct cascade_perm_set *ps)
 {
 	for (unsigned p = 0; p < CASCADE_MAX_PASSES; p++) {
 		free(ps->perm[p].fwd);
-		free(ps->perm[p].inv);
+		free(ps->perm[p].keep);
+		free(ps->perm[p].keep_rank);
 		free(ps->perm[p].half_mask);
 		free(ps->perm[p].rank1);
 	}
@@ -128,8 +133,10 @@ void cascade_session_free(struct cascade_session *s)
 		struct cascade_base *b = s->bases;
 
 		s->bases = b->next;
-		for (unsigned p = 0; p < CASCADE_MAX_PASSES; p++)
+		for (unsigned p = 0; p < CASCADE_MAX_PASSES; p++) {
 			free(b->fwd[p]);
+			free(b->inv[p]);
+		}
 		free(b);
 	}
 	explicit_bzero(s->seed, sizeof(s->seed));
@@ -177,12 +184,9 @@ void cascade_perm_put(struct cascade_session *s, struct cascade_perm_set *ps)
 		ps->refs--;
 }
 
-/* The shuffle of pass p over N = 2^j positions, drawn on first use. */
-static const uint32_t *base_pass(struct cascade_session *s, uint64_t N, unsigned p)
+static struct cascade_base *base_of(struct cascade_session *s, uint64_t N)
 {
 	struct cascade_base *b;
-	struct rng r;
-	uint32_t *f;
 
 	for (b = s->bases; b && b->N != N; b = b->next)
 		;
@@ -194,6 +198,18 @@ static const uint32_t *base_pass(struct cascade_session *s, uint64_t N, unsigned
 		b->next = s->bases;
 		s->bases = b;
 	}
+	return b;
+}
+
+/* The shuffle of pass p over N = 2^j positions, drawn on first use. */
+static const uint32_t *base_pass(struct cascade_session *s, uint64_t N, unsigned p)
+{
+	struct cascade_base *b = base_of(s, N);
+	struct rng r;
+	uint32_t *f;
+
+	if (!b)
+		return NULL;
 	if (b->fwd[p])
 		return b->fwd[p];
 	f = malloc(N * sizeof(uint32_t));
@@ -213,37 +229,95 @@ static const uint32_t *base_pass(struct cascade_session *s, uint64_t N, unsigned
 	return f;
 }
 
+/* The inverse of base_pass(s, N, p), built once per session on Bob's first ask. */
+static const uint32_t *base_inverse(struct cascade_session *s, uint64_t N, unsigned p)
+{
+	const uint32_t *f = base_pass(s, N, p);
+	struct cascade_base *b = base_of(s, N);
+	uint32_t *inv;
+
+	if (!f || !b)
+		return NULL;
+	if (b->inv[p])
+		return b->inv[p];
+	inv = malloc(N * sizeof(uint32_t));
+	if (!inv)
+		return NULL;
+	for (uint64_t i = 0; i < N; i++)
+		inv[f[i]] = (uint32_t)i;
+	b->inv[p] = inv;
+	return inv;
+}
+
+static uint64_t pow2_at_least(uint64_t n)
+{
+	uint64_t N = 1;
+
+	while (N < n)
+		N *= 2;
+	return N;
+}
+
 const struct cascade_perm *cascade_perm_pass(struct cascade_perm_set *ps, const uint8_t *seed,
 					     unsigned p)
 {
 	struct cascade_perm *pm;
 	const uint32_t *base;
-	uint64_t n = ps->n, N = 1, j = 0;
+	uint64_t n = ps->n, N = pow2_at_least(n), j = 0, nw;
 
 	if (p == 0 || p >= CASCADE_MAX_PASSES)
 		return NULL;
 	pm = &ps->perm[p];
 	if (pm->fwd)
 		return pm;
-	while (N < n)
-		N *= 2;
 	base = base_pass(ps->sess, N, p);
 	if (!base)
 		return NULL;
-	pm->fwd = malloc(n * sizeof(uint32_t));
-	pm->inv = malloc(n * sizeof(uint32_t));
-	if (!pm->fwd || !pm->inv) {
+	nw = cascade_words(N);
+	/* One spare slot: the branch-free scan below writes one past the last kept entry. */
+	pm->fwd = malloc((n + 1) * sizeof(uint32_t));
+	pm->keep = malloc(nw * 8);
+	pm->keep_rank = malloc((nw + 1) * sizeof(uint32_t));
+	if (!pm->fwd || !pm->keep || !pm->keep_rank) {
 		free(pm->fwd);
-		free(pm->inv);
-		pm->fwd = pm->inv = NULL;
+		free(pm->keep);
+		free(pm->keep_rank);
+		pm->fwd = NULL;
+		pm->keep = NULL;
+		pm->keep_rank = NULL;
 		return NULL;
 	}
-	for (uint64_t i = 0; i < N; i++)
-		if (base[i] < n)
-			pm->fwd[j++] = base[i];
-	for (uint64_t i = 0; i < n; i++)
-		pm->inv[pm->fwd[i]] = (uint32_t)i;
+	pm->keep_rank[0] = 0;
+	for (uint64_t w = 0; w < nw; w++) {
+		uint64_t bits = 0, end = N - 64 * w < 64 ? N - 64 * w : 64;
+
+		for (uint64_t b = 0; b < end; b++) {
+			uint32_t v = base[64 * w + b];
+			uint64_t kept = v < n;
+
+			pm->fwd[j] = v;
+			j += kept;
+			bits |= kept << b;
+		}
+		pm->keep[w] = bits;
+		pm->keep_rank[w + 1] = (uint32_t)j;
+	}
 	return pm;
+}
+
+uint64_t cascade_perm_inv(struct cascade_perm_set *ps, unsigned p, uint64_t i)
+{
+	struct cascade_perm *pm = &ps->perm[p];
+	uint64_t at;
+
+	if (!pm->base_inv) {
+		pm->base_inv = base_inverse(ps->sess, pow2_at_least(ps->n), p);
+		if (!pm->base_inv)
+			return (uint64_t)-1;
+	}
+	at = pm->base_inv[i];
+	return pm->keep_rank[at >> 6] +
+	       cascade_popcount(pm->keep[at >> 6] & ((1ull << (at & 63)) - 1));
 }
 
 /*
@@ -281,7 +355,7 @@ const uint64_t *cascade_perm_half_mask(struct cascade_perm_set *ps, const uint8_
 		pm->half_mask[w] = half == n ? ~0ull : rng_next(&r);
 		if (w == nw - 1 && n % 64)
 			pm->half_mask[w] &= (1ull << (n % 64)) - 1;
-		count += (uint64_t)__builtin_popcountll(pm->half_mask[w]);
+		count += cascade_popcount(pm->half_mask[w]);
 	}
 	while (count != half) {
 		uint64_t i = rng_below(&r, n);
@@ -294,7 +368,7 @@ const uint64_t *cascade_perm_half_mask(struct cascade_perm_set *ps, const uint8_
 	}
 	pm->rank1[0] = 0;
 	for (uint64_t w = 0; w < nw; w++)
-		pm->rank1[w + 1] = pm->rank1[w] + (uint32_t)__builtin_popcountll(pm->half_mask[w]);
+		pm->rank1[w + 1] = pm->rank1[w] + cascade_popcount(pm->half_mask[w]);
 	pm->half = half;
 	return pm->half_mask;
 }
