@@ -105,7 +105,7 @@ extern unsigned int qks_param_max_keys;
 extern unsigned long qks_param_max_bytes;
 extern unsigned int qks_param_low_watermark;
 
-/* store.c */
+/* store.c, store-key.c, store-reserve.c */
 struct qks_link_params {
 	u32 max_keys;
 	u64 max_bytes;
@@ -113,6 +113,14 @@ struct qks_link_params {
 	kuid_t uid;
 	kgid_t gid;
 };
+
+/* store-key.c, for the rest of the store: under link->lock unless noted */
+struct qks_key *qks_key_lookup(struct qks_link *link, u64 id);
+void qks_key_detach(struct qks_link *link, struct qks_key *k,
+		    u32 delivered_bytes);
+struct net *qks_low_check(struct qks_link *link);
+void qks_low_send(struct qks_link *link, struct net *net, u32 avail); /* unlocked */
+void qks_key_flush_deferred(void);
 
 int qks_store_init(void);
 void qks_store_exit(void);
