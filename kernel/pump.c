@@ -153,15 +153,16 @@ static ssize_t qks_pump_read(struct file *file, char __user *buf, size_t count,
 				  pump->bounce, min_t(size_t, count - copied, PAGE_SIZE),
 				  &eof);
 		if (n) {
-			unsigned long left = copy_to_user(buf + copied, pump->bounce, n);
+			size_t done = n - copy_to_user(buf + copied, pump->bounce, n);
 
 			memzero_explicit(pump->bounce, n);
-			/* The bytes left the store: a fault loses them. */
-			if (left) {
+			/* Only what reached the reader leaves the store. */
+			qks_pump_commit(link, pump, pump->cur, &pump->has_cur, done);
+			copied += done;
+			if (done < n) {
 				err = -EFAULT;
 				break;
 			}
-			copied += n;
 			continue;
 		}
 		if (eof || copied)

@@ -147,9 +147,11 @@ void qks_link_snapshot(struct qks_link *link, u32 *avail, u32 *reserved,
 		       u64 *bytes, struct qks_stats *st);
 void qks_net_stats(struct net *net, struct qks_stats *st, u32 *links);
 
-/* Pump support: reserve the next key, copy out of it, release it. */
+/* Pump support: reserve the next key, copy out of it, commit what was read. */
 size_t qks_pump_take(struct qks_link *link, const void *owner, u64 *cur,
 		     bool *has_cur, u8 *buf, size_t max, bool *eof);
+void qks_pump_commit(struct qks_link *link, const void *owner, u64 cur,
+		     bool *has_cur, size_t n);
 void qks_pump_release(struct qks_link *link, const void *owner, u64 cur);
 bool qks_link_readable(struct qks_link *link, bool has_cur);
 

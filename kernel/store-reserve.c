@@ -102,10 +102,15 @@ added:
 	spin_unlock(&link->lock);
 }
 
+/*
+ * The pump: reserve the next key for @owner (or keep the one it has) and copy
+ * up to @max of its unread bytes to @buf. Nothing is counted as read until
+ * qks_pump_commit(): a copy to userspace that faults loses no byte.
+ */
 size_t qks_pump_take(struct qks_link *link, const void *owner, u64 *cur,
 		     bool *has_cur, u8 *buf, size_t max, bool *eof)
 {
-	struct qks_key *k = NULL, *done = NULL;
+	struct qks_key *k = NULL;
 	struct net *net = NULL;
 	u32 avail = 0;
 	size_t n = 0;
@@ -117,9 +122,7 @@ size_t qks_pump_take(struct qks_link *link, const void *owner, u64 *cur,
 		goto unlock;
 	}
 	if (*has_cur) {
-		k = qks_key_lookup(link, *cur);
-		if (k && (k->owner != owner || k->state != QKD_KEY_RESERVED))
-			k = NULL;
+		k = qks_key_reserved(link, owner, *cur);
 		*has_cur = k;
 	}
 	if (!k) {
@@ -138,18 +141,33 @@ size_t qks_pump_take(struct qks_link *link, const void *owner, u64 *cur,
 	}
 	n = min_t(size_t, max, k->len - k->off);
 	memcpy(buf, k->data + k->off, n);
-	k->off += n;
-	if (k->off == k->len) {
-		qks_key_detach(link, k, k->len);
-		*has_cur = false;
-		done = k;
-	}
 unlock:
 	spin_unlock(&link->lock);
-	if (done)
-		qks_key_free(done);
 	qks_low_send(link, net, avail);
 	return n;
+}
+
+/* @n bytes of the pump's key reached the reader; a fully read key is wiped. */
+void qks_pump_commit(struct qks_link *link, const void *owner, u64 cur,
+		     bool *has_cur, size_t n)
+{
+	struct qks_key *k;
+
+	spin_lock(&link->lock);
+	k = qks_key_reserved(link, owner, cur);
+	if (k) {
+		k->off += min_t(size_t, n, k->len - k->off);
+		if (k->off < k->len)
+			k = NULL;
+		else
+			qks_key_detach(link, k, k->len);
+	}
+	/* Fully read, or gone with its link meanwhile: the pump has no key. */
+	if (k || link->dead)
+		*has_cur = false;
+	spin_unlock(&link->lock);
+	if (k)
+		qks_key_free(k);
 }
 
 /* A pump closed in the middle of a key: the rest of it is wiped, never reused. */
