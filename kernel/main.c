@@ -15,30 +15,38 @@
 
 struct key *qks_module_keyring;
 
+/*
+ * The defaults are checked once, at load, against each other and like netlink
+ * input; changing them at runtime would skip those checks, so they are read
+ * only (a link's own limits are set per link over netlink).
+ */
 unsigned int qks_param_key_uid;
-module_param_named(key_uid, qks_param_key_uid, uint, 0644);
+module_param_named(key_uid, qks_param_key_uid, uint, 0444);
 MODULE_PARM_DESC(key_uid, "Default owner uid of new links' keys and keyrings (default 0: root)");
 
 int qks_param_key_gid = -1;
-module_param_named(key_gid, qks_param_key_gid, int, 0644);
+module_param_named(key_gid, qks_param_key_gid, int, 0444);
 MODULE_PARM_DESC(key_gid, "Default gid allowed to read new links' keys, -1 for none (default -1)");
 
 unsigned int qks_param_max_keys = 65536;
-module_param_named(max_keys, qks_param_max_keys, uint, 0644);
+module_param_named(max_keys, qks_param_max_keys, uint, 0444);
 MODULE_PARM_DESC(max_keys, "Default limit of keys stored per link (default 65536)");
 
 unsigned long qks_param_max_bytes = 64UL << 20;
-module_param_named(max_bytes, qks_param_max_bytes, ulong, 0644);
+module_param_named(max_bytes, qks_param_max_bytes, ulong, 0444);
 MODULE_PARM_DESC(max_bytes, "Default limit of key bytes stored per link (default 64 MiB)");
 
 unsigned int qks_param_low_watermark = 16;
-module_param_named(low_watermark, qks_param_low_watermark, uint, 0644);
+module_param_named(low_watermark, qks_param_low_watermark, uint, 0444);
 MODULE_PARM_DESC(low_watermark,
 		 "Default available-key count under which a low-watermark event is sent, 0 for never (default 16)");
 
+/* The getter may run while the module unloads: it reads a copy, not the key. */
+static key_serial_t qks_keyring_serial;
+
 static int qks_keyring_get(char *buf, const struct kernel_param *kp)
 {
-	return sysfs_emit(buf, "%d\n", key_serial(qks_module_keyring));
+	return sysfs_emit(buf, "%d\n", READ_ONCE(qks_keyring_serial));
 }
 
 static const struct kernel_param_ops qks_keyring_ops = {
@@ -67,6 +75,7 @@ static int __init qks_init(void)
 		err = PTR_ERR(qks_module_keyring);
 		goto fail_keyring;
 	}
+	WRITE_ONCE(qks_keyring_serial, key_serial(qks_module_keyring));
 	err = qks_xfrm_init();
 	if (err)
 		goto fail_xfrm;

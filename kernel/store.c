@@ -29,10 +29,14 @@ bool qks_link_name_valid(const char *name)
 
 	if (n == 0 || n >= QKD_LINK_NAME_MAX)
 		return false;
-	/* ':' separates link and key id in key descriptions: keep it out. */
+	/*
+	 * ':' separates link and key id in key descriptions: keep it out. The
+	 * kernel's isalnum() also accepts Latin-1 letters: test ASCII first.
+	 */
 	for (i = 0; i < n; i++)
-		if (!isalnum(name[i]) && name[i] != '.' && name[i] != '_' &&
-		    name[i] != '-')
+		if (!isascii(name[i]) ||
+		    (!isalnum(name[i]) && name[i] != '.' && name[i] != '_' &&
+		     name[i] != '-'))
 			return false;
 	return true;
 }
