@@ -22,6 +22,14 @@ static u64 qks_xlimit(u64 v)
 	return v ? v : XFRM_INF;
 }
 
+/* Tell xfrm_user (ip xfrm monitor, IKE daemons) and audit, as xfrm_user does. */
+static void qks_xnotify(struct xfrm_state *x, int event)
+{
+	struct km_event c = { .event = event };
+
+	km_state_notify(x, &c);
+}
+
 /* Install one ESP SA; returns it with a reference of ours. */
 struct xfrm_state *qks_xstate_add(struct qks_xbind *b, bool out, u32 spi,
 				  const u8 *key)
@@ -52,8 +60,10 @@ struct xfrm_state *qks_xstate_add(struct qks_xbind *b, bool out, u32 spi,
 	if (out) {
 		x->lft.soft_byte_limit = qks_xlimit(b->t.life_bytes);
 		x->lft.hard_byte_limit = qks_xlimit(b->t.life_bytes * 2);
-		x->lft.soft_packet_limit = qks_xlimit(b->t.life_packets);
-		x->lft.hard_packet_limit = qks_xlimit(b->t.life_packets * 2);
+		/* Well below the 32-bit sequence number's wrap (no ESN). */
+		x->lft.soft_packet_limit = min_t(u64, qks_xlimit(b->t.life_packets),
+						 QKS_XSOFT_PACKETS_MAX);
+		x->lft.hard_packet_limit = x->lft.soft_packet_limit * 2;
 		x->lft.soft_add_expires_seconds = b->t.life_seconds;
 		x->lft.hard_add_expires_seconds = b->t.life_seconds * 2;
 	}
@@ -75,10 +85,12 @@ struct xfrm_state *qks_xstate_add(struct qks_xbind *b, bool out, u32 spi,
 		goto dead;
 	xfrm_state_hold(x);
 	err = xfrm_state_add(x);
+	xfrm_audit_state_add(x, err ? 0 : 1, true);
 	if (err) {
 		__xfrm_state_put(x);
 		goto dead;
 	}
+	qks_xnotify(x, XFRM_MSG_NEWSA);
 	return x;
 dead:
 	x->km.state = XFRM_STATE_DEAD;
@@ -90,9 +102,15 @@ dead:
 
 void qks_xstate_del(struct xfrm_state *x)
 {
+	int err;
+
 	if (!x)
 		return;
-	xfrm_state_delete(x);
+	err = xfrm_state_delete(x);
+	xfrm_audit_state_delete(x, err ? 0 : 1, true);
+	/* Not for an SA someone else deleted already (they told). */
+	if (!err)
+		qks_xnotify(x, XFRM_MSG_DELSA);
 	qks_xkey_wipe(x);
 	xfrm_state_put(x);
 }

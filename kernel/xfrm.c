@@ -266,6 +266,11 @@ int qks_xfrm_bind(struct qks_link *link, const struct qks_xfrm_tmpl *t, u32 *id,
 	kref_get(&link->ref);
 	b->link = link;
 	b->t = *t;
+	/* One key never protects an SA forever: a budget is always set. */
+	if (!t->life_bytes && !t->life_packets && !t->life_seconds)
+		b->t.life_seconds = QKS_XDEFAULT_SECONDS;
+	if (!b->t.life_packets || b->t.life_packets > QKS_XSOFT_PACKETS_MAX)
+		b->t.life_packets = QKS_XSOFT_PACKETS_MAX;
 	b->low = memcmp(&t->saddr, &t->daddr, alen) < 0;
 	b->next_min = t->first_key_id;
 	mutex_init(&b->lock);
@@ -460,10 +465,13 @@ static int qks_km_acquire(struct xfrm_state *x, struct xfrm_tmpl *t,
 	return -EINVAL;
 }
 
+/*
+ * xfrm_user_policy() keeps the error of the last key manager that set one:
+ * leaving *dir alone keeps the socket user's errno what it is without us.
+ */
 static struct xfrm_policy *qks_km_compile_policy(struct sock *sk, int opt, u8 *data,
 						 int len, int *dir)
 {
-	*dir = -EOPNOTSUPP;
 	return NULL;
 }
 

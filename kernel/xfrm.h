@@ -8,6 +8,10 @@
 #define QKS_XKEY_LEN	36	/* one direction: AES-256 key + 4-byte salt */
 #define QKS_XALG	"rfc4106(gcm(aes))"
 #define QKS_XMAX_GENS	4	/* inbound SAs kept per binding at most */
+/* Soft packet limit cap; the hard one (twice) stays below 2^32 */
+#define QKS_XSOFT_PACKETS_MAX	BIT(30)
+/* Rekey after an hour when the binding names no budget */
+#define QKS_XDEFAULT_SECONDS	3600
 
 struct qks_xgen {
 	struct list_head node;		/* b->gens, oldest first */
